@@ -1,0 +1,120 @@
+package dev.jdiffusion.core.backend;
+
+import dev.jdiffusion.core.tensor.Tensor;
+
+/**
+ * The operations the CLIP text encoders, the UNet and the VAE are written against. A model never
+ * knows which backend runs it.
+ *
+ * <p>Conventions: activations are float32; weight operands ({@code weight}, {@code gamma},
+ * {@code beta}, {@code bias}, and either matmul operand) may be stored as F16 or BF16 and are
+ * converted where they are consumed. Images are NCHW. Every op returns a new tensor and leaves its
+ * inputs untouched. Shape mismatches throw {@link dev.jdiffusion.core.tensor.ShapeException} naming
+ * every shape involved.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A short name for logs and reports ("cpu", "cuda:0"). */
+    String name();
+
+    /** Brings a tensor (host or from another backend) into this backend's memory; a no-op when already there. */
+    Tensor upload(Tensor t);
+
+    /** A host float32 copy of a tensor of this backend. */
+    Tensor toHost(Tensor t);
+
+    /** A new float32 tensor of zeros in this backend's memory. */
+    Tensor zeros(int... shape);
+
+    // ---- linear algebra ------------------------------------------------------------------------
+
+    /**
+     * Batched matrix product {@code op(a) · op(b)}. {@code a} is {@code [..., M, K]} ({@code [..., K, M]}
+     * when {@code transA}), {@code b} is {@code [..., K, N]} ({@code [..., N, K]} when {@code transB}).
+     * Leading (batch) axes must be equal, or one operand may have none and is then shared.
+     */
+    Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB);
+
+    /** {@code x · weightᵀ + bias} over the last axis: x {@code [..., K]}, weight {@code [N, K]}, bias {@code [N]} or null. */
+    Tensor linear(Tensor x, Tensor weight, Tensor bias);
+
+    /**
+     * 2-D convolution (cross-correlation, as PyTorch): x {@code [N, Cin, H, W]}, weight
+     * {@code [Cout, Cin, kH, kW]}, bias {@code [Cout]} or null, the same stride and zero padding on both axes.
+     */
+    Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding);
+
+    // ---- normalisation -------------------------------------------------------------------------
+
+    /** Group normalisation of x {@code [N, C, ...]} with per-channel affine; {@code silu} fuses a SiLU after it. */
+    Tensor groupNorm(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, boolean silu);
+
+    /** Layer normalisation over the last axis; gamma and beta may be null. */
+    Tensor layerNorm(Tensor x, Tensor gamma, Tensor beta, float eps);
+
+    /** Softmax over the last axis. */
+    Tensor softmax(Tensor x);
+
+    /**
+     * Multi-head scaled dot-product attention. q {@code [B, Nq, H·D]}, k and v {@code [B, Nk, H·D]};
+     * returns {@code [B, Nq, H·D]}. Scores are scaled by {@code 1/sqrt(D)}; {@code causal} masks keys
+     * after the query's position (CLIP). Never materialises the whole score matrix.
+     */
+    Tensor attention(Tensor q, Tensor k, Tensor v, int heads, boolean causal);
+
+    // ---- activations ---------------------------------------------------------------------------
+
+    Tensor silu(Tensor x);
+
+    /** GELU with the exact erf form (PyTorch's default). */
+    Tensor gelu(Tensor x);
+
+    /** GELU with the tanh approximation. */
+    Tensor geluTanh(Tensor x);
+
+    /** {@code x · sigmoid(1.702 x)} (OpenAI CLIP). */
+    Tensor quickGelu(Tensor x);
+
+    /** GEGLU: the last axis {@code 2F} is split into value and gate halves; returns {@code value · gelu(gate)}. */
+    Tensor geglu(Tensor x);
+
+    // ---- elementwise with broadcasting ---------------------------------------------------------
+
+    /** {@code a + b}, numpy broadcasting (e.g. {@code [N, C, H, W] + [N, C, 1, 1]} or {@code + [C, 1, 1]}). */
+    Tensor add(Tensor a, Tensor b);
+
+    /** {@code a · b}, numpy broadcasting. */
+    Tensor mul(Tensor a, Tensor b);
+
+    /** {@code a · s}. */
+    Tensor scale(Tensor a, float s);
+
+    // ---- layout --------------------------------------------------------------------------------
+
+    /** Nearest-neighbour 2× upsampling of {@code [N, C, H, W]}. */
+    Tensor upsampleNearest2x(Tensor x);
+
+    /** Concatenation along {@code axis} (e.g. 1: channels). */
+    Tensor concat(int axis, Tensor... xs);
+
+    /** Axis permutation (a copy), e.g. {@code permute(x, 0, 2, 3, 1)} for NCHW → NHWC. */
+    Tensor permute(Tensor x, int... perm);
+
+    /** Rows of {@code table [V, D]} for each id: {@code [ids.length, D]}. */
+    Tensor embedding(Tensor table, int[] ids);
+
+    /**
+     * Sinusoidal timestep embedding {@code [timesteps.length, dim]}: frequencies
+     * {@code exp(-ln(maxPeriod)·i/(dim/2 - freqShift))}, cos half first when {@code cosFirst}
+     * (LDM's layout), sin first otherwise; an odd {@code dim} is padded with a zero.
+     */
+    Tensor timestepEmbedding(float[] timesteps, int dim, float maxPeriod, boolean cosFirst, float freqShift);
+
+    /** LDM's timestep embedding: max period 10000, cos first, no shift. */
+    default Tensor timestepEmbedding(float[] timesteps, int dim) {
+        return timestepEmbedding(timesteps, dim, 10000f, true, 0f);
+    }
+
+    @Override
+    void close();
+}
