@@ -1,0 +1,454 @@
+package dev.jdiffusion.core.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.ShapeException;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.util.Random;
+import java.util.function.DoubleUnaryOperator;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Every op of the CPU backend against the float64 {@link Reference}, with the error bound stated
+ * per op, on shapes that are not multiples of the vector width or of the GEMM blocking.
+ */
+class CpuBackendTest {
+    /** Unit roundoff of float32. */
+    private static final double U = 0x1p-24;
+
+    private static CpuBackend cpu;
+
+    @BeforeAll
+    static void start() {
+        cpu = new CpuBackend(2);
+    }
+
+    @AfterAll
+    static void stop() {
+        cpu.close();
+    }
+
+    static float[] random(Random rnd, int n, float scale) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (rnd.nextGaussian() * scale);
+        }
+        return x;
+    }
+
+    /** Rounds values through a 16-bit storage type so that the reference sees what the kernel sees. */
+    static float[] roundTo(DType t, float[] x) {
+        return t == DType.F32 ? x : Tensor.ofHalf(x, t, x.length).toFloatArray();
+    }
+
+    static Tensor tensor(DType t, float[] x, int... shape) {
+        return t == DType.F32 ? Tensor.of(x.clone(), shape) : Tensor.ofHalf(x, t, shape);
+    }
+
+    // ---- matmul / linear: a dot product of length K has |error| ≤ γ_K Σ|a·b|, γ_K = K·u/(1−K·u) --------
+
+    static void assertDotProducts(double[] ref, double[] abs, float[] got, int k, String what) {
+        assertEquals(ref.length, got.length, what + ": length");
+        double gamma = (k + 2) * U / (1 - (k + 2) * U);
+        for (int i = 0; i < ref.length; i++) {
+            double bound = gamma * abs[i] + Double.MIN_NORMAL;
+            double err = Math.abs(got[i] - ref[i]);
+            if (!(err <= bound)) {
+                fail(what + ": element " + i + " is " + got[i] + ", expected " + ref[i] + " (error " + err + " > bound "
+                        + bound + ")");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "matmul batch={0} M={1} N={2} K={3} transA={4} transB={5} {6}")
+    @CsvSource({
+        "1, 1, 1, 1, false, false, F32",
+        "1, 17, 33, 5, false, false, F32",
+        "3, 50, 70, 129, false, false, F32",
+        "2, 9, 100, 400, false, true, F32",
+        "2, 31, 47, 401, true, false, F32",
+        "2, 23, 49, 77, true, true, F32",
+        "1, 1030, 20, 30, false, false, F32",
+        "1, 40, 3100, 12, false, false, F32",
+        "2, 13, 61, 390, false, true, F16",
+        "2, 13, 61, 390, false, false, BF16",
+        "1, 19, 50, 70, true, false, F16",
+    })
+    void matmulMatchesFloat64(int batch, int m, int n, int k, boolean transA, boolean transB, DType bType) {
+        Random rnd = new Random(31L * m + n + k);
+        float[] a = random(rnd, batch * m * k, 1f);
+        float[] b = roundTo(bType, random(rnd, batch * k * n, 1f));
+        Tensor ta = Tensor.of(a.clone(), transA ? new int[] {batch, k, m} : new int[] {batch, m, k});
+        Tensor tb = tensor(bType, b, transB ? new int[] {batch, n, k} : new int[] {batch, k, n});
+        Tensor c = cpu.matmul(ta, tb, transA, transB);
+        assertArrayEquals(new int[] {batch, m, n}, c.shape());
+        assertDotProducts(Reference.matmul(a, b, batch, batch, m, n, k, transA, transB),
+                Reference.matmulAbs(a, b, batch, batch, m, n, k, transA, transB), c.toFloatArray(), k, "matmul");
+    }
+
+    @Test
+    void matmulSharesAnUnbatchedOperand() {
+        Random rnd = new Random(5);
+        int batch = 3, m = 20, n = 35, k = 18;
+        float[] a = random(rnd, batch * m * k, 1f);
+        float[] b = random(rnd, k * n, 1f);
+        Tensor c = cpu.matmul(Tensor.of(a.clone(), batch, m, k), Tensor.of(b.clone(), k, n), false, false);
+        assertDotProducts(Reference.matmul(a, b, batch, 1, m, n, k, false, false),
+                Reference.matmulAbs(a, b, batch, 1, m, n, k, false, false), c.toFloatArray(), k, "shared b");
+        float[] a2 = random(rnd, m * k, 1f);
+        float[] b2 = random(rnd, batch * k * n, 1f);
+        Tensor c2 = cpu.matmul(Tensor.of(a2.clone(), m, k), Tensor.of(b2.clone(), batch, k, n), false, false);
+        assertDotProducts(Reference.matmul(a2, b2, 1, batch, m, n, k, false, false),
+                Reference.matmulAbs(a2, b2, 1, batch, m, n, k, false, false), c2.toFloatArray(), k, "shared a");
+    }
+
+    @ParameterizedTest(name = "linear rows={0} in={1} out={2} {3}")
+    @CsvSource({"1, 768, 77, F32", "154, 320, 1280, F16", "37, 61, 50, BF16", "300, 400, 19, F32"})
+    void linearMatchesFloat64(int rows, int in, int out, DType wType) {
+        Random rnd = new Random(rows + in + out);
+        float[] x = random(rnd, rows * in, 1f);
+        float[] w = roundTo(wType, random(rnd, out * in, 0.1f));
+        float[] bias = roundTo(wType, random(rnd, out, 1f));
+        Tensor y = cpu.linear(Tensor.of(x.clone(), 1, rows, in), tensor(wType, w, out, in), tensor(wType, bias, out));
+        assertArrayEquals(new int[] {1, rows, out}, y.shape());
+        double[] ref = Reference.matmul(x, w, 1, 1, rows, out, in, false, true);
+        double[] abs = Reference.matmulAbs(x, w, 1, 1, rows, out, in, false, true);
+        for (int i = 0; i < ref.length; i++) {
+            ref[i] += bias[i % out];
+            abs[i] += Math.abs(bias[i % out]);
+        }
+        assertDotProducts(ref, abs, y.toFloatArray(), in + 1, "linear");
+    }
+
+    // ---- conv2d ----------------------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "conv2d N={0} Cin={1} {2}x{3} Cout={4} k={5} s={6} p={7} {8}")
+    @CsvSource({
+        "2, 3, 9, 11, 5, 3, 1, 1, F32",
+        "1, 4, 70, 67, 6, 3, 1, 1, F32",
+        "2, 5, 13, 17, 7, 3, 2, 1, F32",
+        "1, 50, 8, 8, 9, 3, 1, 1, F16",
+        "2, 6, 10, 9, 11, 1, 1, 0, F32",
+        "1, 7, 12, 10, 4, 1, 1, 0, BF16",
+        "1, 3, 7, 7, 2, 3, 1, 0, F32",
+        "1, 2, 16, 16, 3, 4, 2, 1, F32",
+        "1, 4, 64, 64, 8, 3, 2, 1, F32",
+    })
+    void conv2dMatchesFloat64(int n, int cin, int h, int w, int cout, int k, int stride, int pad, DType wType) {
+        Random rnd = new Random(n * 1000 + cin * 100 + h + w + k);
+        float[] x = random(rnd, n * cin * h * w, 1f);
+        float[] wt = roundTo(wType, random(rnd, cout * cin * k * k, 0.2f));
+        float[] bias = random(rnd, cout, 1f);
+        Tensor y = cpu.conv2d(Tensor.of(x.clone(), n, cin, h, w), tensor(wType, wt, cout, cin, k, k),
+                Tensor.of(bias.clone(), cout), stride, pad);
+        int ho = (h + 2 * pad - k) / stride + 1;
+        int wo = (w + 2 * pad - k) / stride + 1;
+        assertArrayEquals(new int[] {n, cout, ho, wo}, y.shape());
+        assertDotProducts(Reference.conv2d(x, wt, bias, n, cin, h, w, cout, k, k, stride, pad, false),
+                Reference.conv2d(x, wt, bias, n, cin, h, w, cout, k, k, stride, pad, true), y.toFloatArray(),
+                cin * k * k + 1, "conv2d");
+    }
+
+    // ---- normalisation: outputs are O(1); |error| ≤ 1e-5 (1 + |ref|) ------------------------------------
+
+    static void assertClose(double[] ref, float[] got, double rel, double abs, String what) {
+        assertEquals(ref.length, got.length, what + ": length");
+        for (int i = 0; i < ref.length; i++) {
+            double err = Math.abs(got[i] - ref[i]);
+            if (!(err <= abs + rel * Math.abs(ref[i]))) {
+                fail(what + ": element " + i + " is " + got[i] + ", expected " + ref[i] + " (error " + err + ")");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "groupNorm N={0} C={1} spatial={2} groups={3} silu={4}")
+    @CsvSource({"2, 64, 37, 32, false", "1, 32, 4096, 32, true", "3, 6, 1, 3, true", "2, 12, 1000, 4, false"})
+    void groupNormMatchesFloat64(int n, int c, int spatial, int groups, boolean silu) {
+        Random rnd = new Random(n + c + spatial);
+        float[] x = random(rnd, n * c * spatial, 3f);
+        for (int i = 0; i < x.length; i++) {
+            x[i] += 5f; // an offset, so a one-pass variance would lose digits
+        }
+        float[] g = random(rnd, c, 1f);
+        float[] b = random(rnd, c, 1f);
+        Tensor y = cpu.groupNorm(Tensor.of(x.clone(), n, c, spatial), groups, Tensor.of(g, c), Tensor.of(b, c), 1e-5f,
+                silu);
+        assertClose(Reference.groupNorm(x, n, c, spatial, groups, g, b, 1e-5, silu), y.toFloatArray(), 1e-5, 1e-5,
+                "groupNorm");
+    }
+
+    @ParameterizedTest(name = "layerNorm rows={0} d={1}")
+    @CsvSource({"1, 1", "77, 768", "5, 1283", "33, 17"})
+    void layerNormMatchesFloat64(int rows, int d) {
+        Random rnd = new Random(rows * d);
+        float[] x = random(rnd, rows * d, 2f);
+        float[] g = random(rnd, d, 1f);
+        float[] b = random(rnd, d, 1f);
+        Tensor y = cpu.layerNorm(Tensor.of(x.clone(), rows, d), Tensor.of(g, d), Tensor.of(b, d), 1e-5f);
+        assertClose(Reference.layerNorm(x, d, g, b, 1e-5), y.toFloatArray(), 1e-5, 1e-5, "layerNorm");
+    }
+
+    @ParameterizedTest(name = "softmax rows={0} d={1}")
+    @CsvSource({"3, 1", "10, 77", "4, 4096", "7, 33"})
+    void softmaxMatchesFloat64(int rows, int d) {
+        Random rnd = new Random(rows + d);
+        float[] x = random(rnd, rows * d, 4f);
+        Tensor y = cpu.softmax(Tensor.of(x.clone(), rows, d));
+        // p = exp(x - max) / Σ: a few ulp from exp, plus the sum's rounding (d·u relative)
+        assertClose(Reference.softmax(x, d), y.toFloatArray(), 8 * U + d * U, 0, "softmax");
+    }
+
+    // ---- attention: a convex combination of v; |error| ≤ 1e-5 · max|v| -----------------------------------
+
+    @ParameterizedTest(name = "attention B={0} H={1} D={2} Nq={3} Nk={4} causal={5}")
+    @CsvSource({
+        "2, 3, 40, 70, 200, false",
+        "1, 2, 64, 77, 77, true",
+        "2, 1, 17, 130, 9, false",
+        "1, 8, 40, 257, 257, false",
+        "2, 2, 160, 64, 77, false",
+        "1, 1, 8, 5, 400, true",
+    })
+    void attentionMatchesFloat64(int batch, int heads, int dh, int nq, int nk, boolean causal) {
+        Random rnd = new Random(batch + heads + dh + nq + nk);
+        int c = heads * dh;
+        float[] q = random(rnd, batch * nq * c, 1f);
+        float[] k = random(rnd, batch * nk * c, 1f);
+        float[] v = random(rnd, batch * nk * c, 1f);
+        Tensor o = cpu.attention(Tensor.of(q.clone(), batch, nq, c), Tensor.of(k.clone(), batch, nk, c),
+                Tensor.of(v.clone(), batch, nk, c), heads, causal);
+        double maxV = 0;
+        for (float x : v) {
+            maxV = Math.max(maxV, Math.abs(x));
+        }
+        assertClose(Reference.attention(q, k, v, batch, heads, dh, nq, nk, causal), o.toFloatArray(), 0, 1e-5 * maxV,
+                "attention");
+    }
+
+    // ---- activations: relative error over [-9, 9]: a few ulp near 0; in the far negative tail the rounding
+    // of the exp argument (x²/2 for GELU, up to 70 for the tanh form) dominates ----------------------------
+
+    enum Activation {
+        SILU(2e-6, Reference::silu, t -> cpu.silu(t)),
+        QUICK_GELU(2e-6, Reference::quickGelu, t -> cpu.quickGelu(t)),
+        GELU(5e-6, Reference::gelu, t -> cpu.gelu(t)),
+        GELU_TANH(1e-5, Reference::geluTanh, t -> cpu.geluTanh(t));
+
+        final double rel;
+        final DoubleUnaryOperator ref;
+        final Function<Tensor, Tensor> op;
+
+        Activation(double rel, DoubleUnaryOperator ref, Function<Tensor, Tensor> op) {
+            this.rel = rel;
+            this.ref = ref;
+            this.op = op;
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void activationsMatchFloat64(Activation act) {
+        int n = 100_003;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = -9f + 18f * i / (n - 1);
+        }
+        float[] y = act.op.apply(Tensor.of(x.clone(), n)).toFloatArray();
+        double[] ref = new double[n];
+        for (int i = 0; i < n; i++) {
+            ref[i] = act.ref.applyAsDouble(x[i]);
+        }
+        assertClose(ref, y, act.rel, 1e-37, act.name());
+    }
+
+    @Test
+    void gegluIsValueTimesGeluOfGate() {
+        Random rnd = new Random(3);
+        int rows = 9, f = 37;
+        float[] x = random(rnd, rows * 2 * f, 2f);
+        float[] y = cpu.geglu(Tensor.of(x.clone(), 1, rows, 2 * f)).toFloatArray();
+        double[] ref = new double[rows * f];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < f; i++) {
+                ref[r * f + i] = x[r * 2 * f + i] * Reference.gelu(x[r * 2 * f + f + i]);
+            }
+        }
+        assertClose(ref, y, 6e-6, 1e-37, "geglu");
+    }
+
+    // ---- elementwise: exactly the float result of the same operation -----------------------------------
+
+    @Test
+    void addAndMulBroadcastLikeNumpy() {
+        Random rnd = new Random(11);
+        int[][][] cases = {
+            {{2, 5, 7, 9}, {2, 5, 7, 9}},
+            {{2, 5, 7, 9}, {2, 5, 1, 1}},
+            {{2, 5, 7, 9}, {5, 1, 1}},
+            {{3, 77, 768}, {768}},
+            {{2, 1, 4}, {3, 1}},
+            {{4, 1}, {1, 4, 6}},
+            {{1}, {2, 3}},
+        };
+        for (int[][] cs : cases) {
+            int[] sa = cs[0];
+            int[] sb = cs[1];
+            float[] a = random(rnd, (int) dev.jdiffusion.core.tensor.Shapes.numel(sa), 1f);
+            float[] b = random(rnd, (int) dev.jdiffusion.core.tensor.Shapes.numel(sb), 1f);
+            Tensor sum = cpu.add(Tensor.of(a, sa), Tensor.of(b, sb));
+            Tensor prod = cpu.mul(Tensor.of(a, sa), Tensor.of(b, sb));
+            int rank = Math.max(sa.length, sb.length);
+            int[] pa = pad(sa, rank);
+            int[] pb = pad(sb, rank);
+            int[] out = new int[rank];
+            for (int i = 0; i < rank; i++) {
+                out[i] = Math.max(pa[i], pb[i]);
+            }
+            assertArrayEquals(out, sum.shape(), java.util.Arrays.toString(sa) + " + " + java.util.Arrays.toString(sb));
+            float[] s = sum.toFloatArray();
+            float[] p = prod.toFloatArray();
+            int[] idx = new int[rank];
+            for (int flat = 0; flat < s.length; flat++) {
+                int rem = flat;
+                for (int i = rank - 1; i >= 0; i--) {
+                    idx[i] = rem % out[i];
+                    rem /= out[i];
+                }
+                float x = a[index(idx, pa)];
+                float y = b[index(idx, pb)];
+                assertEquals(x + y, s[flat], 0f);
+                assertEquals(x * y, p[flat], 0f);
+            }
+        }
+        float[] a = random(rnd, 1001, 1f);
+        float[] sc = cpu.scale(Tensor.of(a, 7, 11, 13), 0.18215f).toFloatArray();
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(a[i] * 0.18215f, sc[i], 0f);
+        }
+    }
+
+    private static int[] pad(int[] s, int rank) {
+        int[] p = new int[rank];
+        java.util.Arrays.fill(p, 1);
+        System.arraycopy(s, 0, p, rank - s.length, s.length);
+        return p;
+    }
+
+    private static int index(int[] idx, int[] shape) {
+        int off = 0;
+        for (int i = 0; i < shape.length; i++) {
+            off = off * shape[i] + (shape[i] == 1 ? 0 : idx[i]);
+        }
+        return off;
+    }
+
+    // ---- layout ops: exact ------------------------------------------------------------------------------
+
+    @Test
+    void upsampleConcatPermuteEmbedding() {
+        Random rnd = new Random(2);
+        float[] x = random(rnd, 2 * 3 * 5 * 7, 1f);
+        float[] up = cpu.upsampleNearest2x(Tensor.of(x, 2, 3, 5, 7)).toFloatArray();
+        for (int p = 0; p < 6; p++) {
+            for (int y = 0; y < 10; y++) {
+                for (int xx = 0; xx < 14; xx++) {
+                    assertEquals(x[p * 35 + (y / 2) * 7 + xx / 2], up[p * 140 + y * 14 + xx], 0f);
+                }
+            }
+        }
+        float[] a = random(rnd, 2 * 3 * 4, 1f);
+        float[] b = random(rnd, 2 * 5 * 4, 1f);
+        Tensor cat = cpu.concat(1, Tensor.of(a, 2, 3, 4), Tensor.of(b, 2, 5, 4));
+        assertArrayEquals(new int[] {2, 8, 4}, cat.shape());
+        float[] cv = cat.toFloatArray();
+        for (int n = 0; n < 2; n++) {
+            for (int c = 0; c < 8; c++) {
+                for (int i = 0; i < 4; i++) {
+                    float want = c < 3 ? a[(n * 3 + c) * 4 + i] : b[(n * 5 + c - 3) * 4 + i];
+                    assertEquals(want, cv[(n * 8 + c) * 4 + i], 0f);
+                }
+            }
+        }
+        float[] t = random(rnd, 2 * 3 * 4 * 5, 1f);
+        Tensor perm = cpu.permute(Tensor.of(t, 2, 3, 4, 5), 0, 2, 3, 1);
+        assertArrayEquals(new int[] {2, 4, 5, 3}, perm.shape());
+        float[] pv = perm.toFloatArray();
+        for (int n = 0; n < 2; n++) {
+            for (int c = 0; c < 3; c++) {
+                for (int h = 0; h < 4; h++) {
+                    for (int w = 0; w < 5; w++) {
+                        assertEquals(t[((n * 3 + c) * 4 + h) * 5 + w], pv[((n * 4 + h) * 5 + w) * 3 + c], 0f);
+                    }
+                }
+            }
+        }
+        float[] table = random(rnd, 10 * 6, 1f);
+        float[] e = cpu.embedding(Tensor.ofHalf(table, DType.F16, 10, 6), new int[] {3, 0, 9, 3}).toFloatArray();
+        float[] half = roundTo(DType.F16, table);
+        int[] ids = {3, 0, 9, 3};
+        for (int i = 0; i < 4; i++) {
+            for (int d = 0; d < 6; d++) {
+                assertEquals(half[ids[i] * 6 + d], e[i * 6 + d], 0f);
+            }
+        }
+    }
+
+    @Test
+    void timestepEmbeddingFollowsLdm() {
+        float[] ts = {0f, 1f, 999f, 500.5f};
+        int dim = 320;
+        float[] e = cpu.timestepEmbedding(ts, dim).toFloatArray();
+        for (int n = 0; n < ts.length; n++) {
+            for (int i = 0; i < dim / 2; i++) {
+                float freq = (float) Math.exp(-Math.log(10000) * i / (dim / 2));
+                double arg = ts[n] * freq;
+                assertEquals(Math.cos(arg), e[n * dim + i], 1e-6, "cos " + n + "," + i);
+                assertEquals(Math.sin(arg), e[n * dim + dim / 2 + i], 1e-6, "sin " + n + "," + i);
+            }
+        }
+        float[] odd = cpu.timestepEmbedding(new float[] {3f}, 7, 10000f, false, 1f).toFloatArray();
+        assertEquals(Math.sin(3.0), odd[0], 1e-6);
+        assertEquals(Math.cos(3.0), odd[3], 1e-6);
+        assertEquals(0f, odd[6], 0f);
+    }
+
+    // ---- bad arguments name the shapes --------------------------------------------------------------------
+
+    @Test
+    void badShapesNameBothShapes() {
+        Tensor a = Tensor.zeros(2, 3, 4);
+        Tensor b = Tensor.zeros(5, 6);
+        ShapeException e = assertThrows(ShapeException.class, () -> cpu.matmul(a, b, false, false));
+        assertTrue(e.getMessage().contains("[2, 3, 4]") && e.getMessage().contains("[5, 6]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> cpu.add(Tensor.zeros(2, 3), Tensor.zeros(4)));
+        assertTrue(e.getMessage().contains("[2, 3]") && e.getMessage().contains("[4]"), e.getMessage());
+        e = assertThrows(ShapeException.class,
+                () -> cpu.conv2d(Tensor.zeros(1, 3, 8, 8), Tensor.zeros(4, 2, 3, 3), null, 1, 1));
+        assertTrue(e.getMessage().contains("[1, 3, 8, 8]") && e.getMessage().contains("[4, 2, 3, 3]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> cpu.linear(Tensor.zeros(2, 7), Tensor.zeros(3, 8), null));
+        assertTrue(e.getMessage().contains("[2, 7]") && e.getMessage().contains("[3, 8]"), e.getMessage());
+        e = assertThrows(ShapeException.class,
+                () -> cpu.attention(Tensor.zeros(1, 4, 8), Tensor.zeros(1, 5, 8), Tensor.zeros(1, 6, 8), 2, false));
+        assertTrue(e.getMessage().contains("[1, 5, 8]") && e.getMessage().contains("[1, 6, 8]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> cpu.concat(1, Tensor.zeros(2, 3), Tensor.zeros(3, 3)));
+        assertTrue(e.getMessage().contains("[2, 3]") && e.getMessage().contains("[3, 3]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> cpu.groupNorm(Tensor.zeros(1, 6, 4), 4, null, null, 1e-5f, false));
+        assertTrue(e.getMessage().contains("[1, 6, 4]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> Tensor.zeros(2, -3));
+        assertTrue(e.getMessage().contains("[2, -3]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> Tensor.zeros(2, 3).reshape(4, 2));
+        assertTrue(e.getMessage().contains("[2, 3]") && e.getMessage().contains("[4, 2]"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> cpu.embedding(Tensor.zeros(4, 2), new int[] {4}));
+    }
+}
