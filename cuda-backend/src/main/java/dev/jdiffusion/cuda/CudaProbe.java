@@ -42,6 +42,19 @@ public final class CudaProbe {
         return r;
     }
 
+    /** One line out of JCuda's long native-loading report. */
+    static String reason(UnsatisfiedLinkError e) {
+        String msg = String.valueOf(e.getMessage());
+        if (msg.contains("libcuda.so")) {
+            return "no NVIDIA driver: libcuda.so.1 not found";
+        }
+        if (msg.contains("nvcuda.dll")) {
+            return "no NVIDIA driver: nvcuda.dll not found";
+        }
+        int nl = msg.indexOf('\n');
+        return "JCuda natives did not load: " + (nl > 0 ? msg.substring(0, nl) : msg);
+    }
+
     private static Result doProbe() {
         String oldTmp = System.getProperty("java.io.tmpdir");
         try {
@@ -65,8 +78,7 @@ public final class CudaProbe {
             return new Result(true, count[0], n, null);
         } catch (UnsatisfiedLinkError e) {
             LOG.debug("CUDA natives did not load", e);
-            return new Result(false, 0, null, "no NVIDIA driver (libcuda.so.1) or JCuda natives for this platform: "
-                    + e.getMessage());
+            return new Result(false, 0, null, reason(e));
         } catch (RuntimeException | IOException e) {
             LOG.debug("CUDA probe failed", e);
             return new Result(false, 0, null, e.toString());
