@@ -54,13 +54,19 @@ public final class Gemm {
         }
         int mc = Math.min(MC_MAX, roundUp(m, MR));
         int nc = Math.min(NC_MAX, roundUp(n, NR));
-        int mBlocks = ceilDiv(m, mc);
-        // Enough tasks to keep every thread busy; block sizes do not change any result.
-        while ((long) batch * mBlocks * ceilDiv(n, nc) < 4L * pool.threads() && nc > 4 * NR) {
-            nc = roundUp(nc / 2, NR);
-        }
-        while ((long) batch * ceilDiv(m, mc) * ceilDiv(n, nc) < 2L * pool.threads() && mc > 4 * MR) {
-            mc = roundUp(mc / 2, MR);
+        // Enough tasks to keep every thread busy. Splitting M repacks B once more per block and
+        // splitting N repacks A, so split the side whose other operand is the smaller one.
+        // Block sizes never change a result.
+        while ((long) batch * ceilDiv(m, mc) * ceilDiv(n, nc) < 4L * pool.threads()) {
+            boolean canM = mc > 4 * MR;
+            boolean canN = nc > 4 * NR;
+            if (canM && (m >= n || !canN)) {
+                mc = roundUp(mc / 2, MR);
+            } else if (canN) {
+                nc = roundUp(nc / 2, NR);
+            } else {
+                break;
+            }
         }
         final int fmc = mc;
         final int fnc = nc;
@@ -87,12 +93,12 @@ public final class Gemm {
             int kc = Math.min(KC, k - k0);
             a.pack(batch, i0, mc, k0, kc, ap);
             b.pack(batch, k0, kc, j0, nc, bp);
-            for (int q = 0; q < slivers; q++) {
-                int cols = Math.min(NR, nc - q * NR);
-                int bo = q * kc * NR;
-                for (int p = 0; p < panels; p++) {
-                    int rows = Math.min(MR, mc - p * MR);
-                    int ao = p * kc * MR;
+            for (int p = 0; p < panels; p++) {
+                int rows = Math.min(MR, mc - p * MR);
+                int ao = p * kc * MR;
+                for (int q = 0; q < slivers; q++) {
+                    int cols = Math.min(NR, nc - q * NR);
+                    int bo = q * kc * NR;
                     long co = cBase + (long) (i0 + p * MR) * ldc + j0 + q * NR;
                     if (rows == MR && cols == NR) {
                         kernel(kc, ap, ao, bp, bo, c, (int) co, ldc);
