@@ -1,0 +1,145 @@
+package dev.jdiffusion.checkpoint.safetensors;
+
+import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.Half;
+import dev.jdiffusion.core.tensor.Storage;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Map;
+
+/**
+ * Writes {@code .safetensors} files. The file is written under a temporary name in the target's
+ * folder, flushed to disk and then renamed, so a crash or an error never leaves a half-written
+ * file under the real name.
+ */
+public final class SafetensorsWriter {
+    private SafetensorsWriter() {
+    }
+
+    /** Writes the tensors (in map order, each in its own dtype) and the metadata strings to {@code target}. */
+    public static void write(Path target, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        StringBuilder h = new StringBuilder("{");
+        boolean first = true;
+        if (metadata != null && !metadata.isEmpty()) {
+            h.append("\"__metadata__\":{");
+            boolean f2 = true;
+            for (Map.Entry<String, String> m : metadata.entrySet()) {
+                h.append(f2 ? "" : ",").append(quote(m.getKey())).append(':').append(quote(m.getValue()));
+                f2 = false;
+            }
+            h.append('}');
+            first = false;
+        }
+        long offset = 0;
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            if (e.getKey().equals("__metadata__")) {
+                throw new IllegalArgumentException("a tensor may not be named __metadata__");
+            }
+            Tensor t = e.getValue();
+            long bytes = t.numel() * t.dtype().byteSize();
+            h.append(first ? "" : ",").append(quote(e.getKey())).append(":{\"dtype\":\"")
+                    .append(StoredType.of(t.dtype())).append("\",\"shape\":[");
+            int[] shape = t.shape();
+            for (int i = 0; i < shape.length; i++) {
+                h.append(i == 0 ? "" : ",").append(shape[i]);
+            }
+            h.append("],\"data_offsets\":[").append(offset).append(',').append(offset + bytes).append("]}");
+            offset += bytes;
+            first = false;
+        }
+        h.append('}');
+        byte[] header = h.toString().getBytes(StandardCharsets.UTF_8);
+        int padded = (header.length + 7) / 8 * 8;
+        Path dir = target.toAbsolutePath().getParent();
+        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        boolean done = false;
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+                 OutputStream out = new java.io.BufferedOutputStream(Channels.newOutputStream(ch), 1 << 20)) {
+                ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
+                out.write(len.array());
+                out.write(header);
+                for (int i = header.length; i < padded; i++) {
+                    out.write(' ');
+                }
+                for (Tensor t : tensors.values()) {
+                    writeData(t, out);
+                }
+                out.flush();
+                ch.force(true);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+            done = true;
+        } finally {
+            if (!done) {
+                Files.deleteIfExists(tmp);
+            }
+        }
+    }
+
+    private static void writeData(Tensor t, OutputStream out) throws IOException {
+        long n = t.numel();
+        if (t.storage() instanceof Storage.Segment(MemorySegment seg)) {
+            long size = t.dtype().byteSize();
+            MemorySegment src = seg.asSlice(t.offset() * size, n * size);
+            byte[] chunk = new byte[1 << 16];
+            for (long at = 0; at < src.byteSize(); at += chunk.length) {
+                int len = (int) Math.min(chunk.length, src.byteSize() - at);
+                MemorySegment.copy(src, java.lang.foreign.ValueLayout.JAVA_BYTE, at, chunk, 0, len);
+                out.write(chunk, 0, len);
+            }
+            return;
+        }
+        int block = 1 << 14;
+        float[] values = new float[block];
+        ByteBuffer buf = ByteBuffer.allocate(block * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (long at = 0; at < n; at += block) {
+            int len = (int) Math.min(block, n - at);
+            t.copyTo(at, values, 0, len);
+            buf.clear();
+            for (int i = 0; i < len; i++) {
+                if (t.dtype() == DType.F32) {
+                    buf.putFloat(values[i]);
+                } else {
+                    buf.putShort(Half.fromFloat(t.dtype(), values[i]));
+                }
+            }
+            out.write(buf.array(), 0, buf.position());
+        }
+    }
+
+    private static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+}
