@@ -413,10 +413,14 @@ public final class SafeUnpickler {
                 case 't' -> b.append('\t');
                 case 'r' -> b.append('\r');
                 case 'x' -> {
-                    if (i + 2 >= body.length() + 0 && i + 2 > body.length() - 1 + 1) {
+                    if (i + 2 >= body.length()) {
                         throw error("bad \\x escape");
                     }
-                    b.append((char) Integer.parseInt(body.substring(i + 1, i + 3), 16));
+                    try {
+                        b.append((char) Integer.parseInt(body.substring(i + 1, i + 3), 16));
+                    } catch (NumberFormatException ex) {
+                        throw error("bad \\x escape");
+                    }
                     i += 2;
                 }
                 default -> b.append(e);
@@ -429,7 +433,7 @@ public final class SafeUnpickler {
         StringBuilder b = new StringBuilder();
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
-            if (c == '\\' && i + 5 < s.length() + 0 + 1 && i + 1 < s.length() && s.charAt(i + 1) == 'u') {
+            if (c == '\\' && i + 5 < s.length() && s.charAt(i + 1) == 'u') {
                 try {
                     b.append((char) Integer.parseInt(s.substring(i + 2, i + 6), 16));
                 } catch (RuntimeException e) {
