@@ -260,9 +260,10 @@ public final class SafetensorsFile implements AutoCloseable {
         if (t != null) {
             return Tensor.wrap(seg, t, e.intShape());
         }
-        float[] v = new float[Math.toIntExact(e.numel())];
+        double[] d = doubles(name);
+        float[] v = new float[d.length];
         for (int i = 0; i < v.length; i++) {
-            v[i] = (float) e.type().get(seg, i);
+            v[i] = (float) d[i];
         }
         return Tensor.of(v, e.intShape());
     }

@@ -227,11 +227,7 @@ public final class Gemm {
     public record Matrix(Tensor tensor, long batchStride, int ld, boolean transposed) {
         /** Reads {@code n} consecutive stored elements starting at flat index {@code e} as float32. */
         void read(long e, float[] dst, int off, int n) {
-            if (tensor.isFloatArray()) {
-                System.arraycopy(tensor.floatArray(), (int) (tensor.offset() + e), dst, off, n);
-            } else {
-                tensor.copyTo(e, dst, off, n);
-            }
+            tensor.copyTo(e, dst, off, n);
         }
     }
 
