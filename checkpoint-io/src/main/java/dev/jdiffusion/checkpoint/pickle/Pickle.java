@@ -33,6 +33,11 @@ public final class Pickle {
             this.args = args;
         }
 
+        /** The inert stand-in for {@code callee(*args)}; a {@link SafeUnpickler.Calls} policy returns it for what it does not know. */
+        public static Opaque of(Global callee, Tuple args) {
+            return new Opaque(callee, args);
+        }
+
         public Global callee() {
             return callee;
         }

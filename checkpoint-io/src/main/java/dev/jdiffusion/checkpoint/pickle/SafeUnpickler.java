@@ -1,6 +1,8 @@
 package dev.jdiffusion.checkpoint.pickle;
 
 import dev.jdiffusion.checkpoint.CheckpointFormatException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -28,6 +30,7 @@ public final class SafeUnpickler {
             "getattr", "setattr", "delattr", "globals", "locals", "vars", "input", "breakpoint", "exit", "quit",
             "memoryview", "help", "apply", "execfile", "file", "reload");
     private static final int MAX_DEPTH = 10_000;
+    private static final int MAX_LINE = 1 << 24;
 
     /** Decides what a call of a global produces. Must not execute anything. */
     public interface Calls {
@@ -38,16 +41,18 @@ public final class SafeUnpickler {
         Object persistentLoad(Object pid) throws CheckpointFormatException;
     }
 
-    private final byte[] in;
-    private int pos;
+    private final MemorySegment in;
+    private final long limit;
+    private long pos;
     private final String source;
     private final Calls calls;
     private final List<Object> stack = new ArrayList<>();
     private final List<Integer> marks = new ArrayList<>();
-    private final Map<Integer, Object> memo = new HashMap<>();
+    private final Map<Long, Object> memo = new HashMap<>();
 
-    private SafeUnpickler(byte[] in, int offset, String source, Calls calls) {
+    private SafeUnpickler(MemorySegment in, long offset, String source, Calls calls) {
         this.in = in;
+        this.limit = in.byteSize();
         this.pos = offset;
         this.source = source;
         this.calls = calls;
@@ -55,13 +60,22 @@ public final class SafeUnpickler {
 
     /** Reads one pickle from {@code data} starting at {@code offset}; returns the value and the end position. */
     public static Result load(byte[] data, int offset, String source, Calls calls) throws CheckpointFormatException {
+        return load(MemorySegment.ofArray(data), offset, source, calls);
+    }
+
+    /**
+     * Reads one pickle from {@code data} (for example a mapped file) starting at {@code offset};
+     * returns the value and the end position.
+     */
+    public static Result load(MemorySegment data, long offset, String source, Calls calls)
+            throws CheckpointFormatException {
         SafeUnpickler u = new SafeUnpickler(data, offset, source, calls);
         Object v = u.run();
         return new Result(v == Pickle.NONE ? null : v, u.pos);
     }
 
     /** A loaded value and the offset just after its STOP opcode. */
-    public record Result(Object value, int end) {
+    public record Result(Object value, long end) {
     }
 
     /** True for globals that only serve to run code; they are refused wherever they appear. */
@@ -78,42 +92,48 @@ public final class SafeUnpickler {
     }
 
     private int u8() throws CheckpointFormatException {
-        if (pos >= in.length) {
+        if (pos >= limit) {
             throw error("unexpected end of data");
         }
-        return in[pos++] & 0xff;
+        return in.get(ValueLayout.JAVA_BYTE, pos++) & 0xff;
     }
 
     private long le(int n) throws CheckpointFormatException {
-        if (pos + n > in.length) {
+        if (n > limit - pos) {
             throw error("unexpected end of data");
         }
         long v = 0;
         for (int i = 0; i < n; i++) {
-            v |= (long) (in[pos + i] & 0xff) << (8 * i);
+            v |= (long) (in.get(ValueLayout.JAVA_BYTE, pos + i) & 0xff) << (8 * i);
         }
         pos += n;
         return v;
     }
 
     private byte[] bytes(long n) throws CheckpointFormatException {
-        if (n < 0 || n > in.length - pos) {
+        if (n < 0 || n > limit - pos) {
             throw error("length " + n + " runs past the end of the data");
         }
-        byte[] b = Arrays.copyOfRange(in, pos, pos + (int) n);
-        pos += (int) n;
+        if (n > Integer.MAX_VALUE - 8) {
+            throw error("a single value of " + n + " bytes is too large");
+        }
+        byte[] b = in.asSlice(pos, n).toArray(ValueLayout.JAVA_BYTE);
+        pos += n;
         return b;
     }
 
     private String line() throws CheckpointFormatException {
-        int start = pos;
-        while (pos < in.length && in[pos] != '\n') {
+        long start = pos;
+        while (pos < limit && in.get(ValueLayout.JAVA_BYTE, pos) != '\n') {
             pos++;
+            if (pos - start > MAX_LINE) {
+                throw error("text line longer than " + MAX_LINE + " bytes");
+            }
         }
-        if (pos >= in.length) {
+        if (pos >= limit) {
             throw error("unterminated text line");
         }
-        String s = new String(in, start, pos - start, StandardCharsets.UTF_8);
+        String s = new String(in.asSlice(start, pos - start).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
         pos++;
         return s;
     }
@@ -171,8 +191,8 @@ public final class SafeUnpickler {
     }
 
     private Object memoGet(long key) throws CheckpointFormatException {
-        Object v = memo.get((int) key);
-        if (v == null && !memo.containsKey((int) key)) {
+        Object v = memo.get(key);
+        if (v == null && !memo.containsKey(key)) {
             throw error("memo key " + key + " was never stored");
         }
         return v;
@@ -323,10 +343,10 @@ public final class SafeUnpickler {
                 case 'g' -> push(memoGet(parseInt(line()).longValue()));
                 case 'h' -> push(memoGet(u8()));
                 case 'j' -> push(memoGet(le(4)));
-                case 'p' -> memo.put(parseInt(line()).intValue(), top());
-                case 'q' -> memo.put(u8(), top());
-                case 'r' -> memo.put((int) le(4), top());
-                case 0x94 -> memo.put(memo.size(), top());
+                case 'p' -> memo.put(parseInt(line()).longValue(), top());
+                case 'q' -> memo.put((long) u8(), top());
+                case 'r' -> memo.put(le(4), top());
+                case 0x94 -> memo.put((long) memo.size(), top());
                 case 0x82, 0x83, 0x84 -> throw error("extension registry opcodes are not supported");
                 case 0x97, 0x98 -> throw error("out-of-band buffers are not supported");
                 default -> throw error("unknown opcode 0x" + Integer.toHexString(op));

@@ -1,8 +1,10 @@
 package dev.jdiffusion.checkpoint.safetensors;
 
+import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.checkpoint.StoredType;
+import dev.jdiffusion.checkpoint.Checkpoint;
 import dev.jdiffusion.checkpoint.CheckpointFormatException;
-import dev.jdiffusion.core.tensor.DType;
-import dev.jdiffusion.core.tensor.Tensor;
+import dev.jdiffusion.checkpoint.StoredTensor;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -31,7 +33,7 @@ import java.util.Map;
  * shapes whose byte size matches {@code data_offsets}, and offsets that tile the data area exactly
  * (no overlap, no hole, nothing after the last tensor).
  */
-public final class SafetensorsFile implements AutoCloseable {
+public final class SafetensorsFile implements Checkpoint {
     /** The reference implementation's limit on the header size. */
     public static final long MAX_HEADER = 100_000_000L;
 
@@ -59,6 +61,7 @@ public final class SafetensorsFile implements AutoCloseable {
     private final MemorySegment data;
     private final Map<String, Entry> entries;
     private final Map<String, String> metadata;
+    private final Map<String, StoredTensor> tensors;
 
     private SafetensorsFile(Path path, Arena arena, MemorySegment data, Map<String, Entry> entries,
                             Map<String, String> metadata) {
@@ -67,6 +70,26 @@ public final class SafetensorsFile implements AutoCloseable {
         this.data = data;
         this.entries = entries;
         this.metadata = metadata;
+        Map<String, StoredTensor> views = new LinkedHashMap<>();
+        for (Entry e : entries.values()) {
+            views.put(e.name(), new StoredTensor() {
+                @Override
+                public StoredType type() {
+                    return e.type();
+                }
+
+                @Override
+                public long[] shape() {
+                    return e.shape().clone();
+                }
+
+                @Override
+                public MemorySegment bytes() {
+                    return data.asSlice(e.begin(), e.end() - e.begin());
+                }
+            });
+        }
+        this.tensors = Collections.unmodifiableMap(views);
     }
 
     public static SafetensorsFile open(Path path) throws IOException {
@@ -221,12 +244,23 @@ public final class SafetensorsFile implements AutoCloseable {
         return path;
     }
 
+    @Override
+    public String source() {
+        return path.toString();
+    }
+
+    @Override
+    public Map<String, StoredTensor> tensors() {
+        return tensors;
+    }
+
     /** The tensors in header order. */
     public Map<String, Entry> entries() {
         return entries;
     }
 
     /** The {@code __metadata__} strings (empty if absent). */
+    @Override
     public Map<String, String> metadata() {
         return Collections.unmodifiableMap(metadata);
     }
@@ -247,36 +281,6 @@ public final class SafetensorsFile implements AutoCloseable {
     public MemorySegment bytes(String name) {
         Entry e = require(name);
         return data.asSlice(e.begin(), e.end() - e.begin());
-    }
-
-    /**
-     * The tensor: a zero-copy view for F32/F16/BF16 (valid until {@link #close()}), a float32 copy for
-     * the other types.
-     */
-    public Tensor tensor(String name) {
-        Entry e = require(name);
-        MemorySegment seg = bytes(name);
-        DType t = e.type().tensorType();
-        if (t != null) {
-            return Tensor.wrap(seg, t, e.intShape());
-        }
-        double[] d = doubles(name);
-        float[] v = new float[d.length];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) d[i];
-        }
-        return Tensor.of(v, e.intShape());
-    }
-
-    /** Reads a tensor's elements as doubles. */
-    public double[] doubles(String name) {
-        Entry e = require(name);
-        MemorySegment seg = bytes(name);
-        double[] v = new double[Math.toIntExact(e.numel())];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = e.type().get(seg, i);
-        }
-        return v;
     }
 
     @Override

@@ -1,12 +1,12 @@
 package dev.jdiffusion.checkpoint.safetensors;
 
-import dev.jdiffusion.core.tensor.DType;
-import dev.jdiffusion.core.tensor.Half;
-import dev.jdiffusion.core.tensor.Storage;
+import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.Channels;
@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
@@ -30,6 +31,18 @@ public final class SafetensorsWriter {
 
     /** Writes the tensors (in map order, each in its own dtype) and the metadata strings to {@code target}. */
     public static void write(Path target, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        Map<String, StoredTensor> stored = new LinkedHashMap<>();
+        tensors.forEach((k, v) -> stored.put(k, StoredTensor.of(v)));
+        writeStored(target, stored, metadata);
+    }
+
+    /**
+     * Writes stored tensors of any type (in map order) and the metadata strings to {@code target}.
+     * Each tensor's bytes are asked for once, when its turn comes, so a converter can stream a
+     * checkpoint larger than memory.
+     */
+    public static void writeStored(Path target, Map<String, ? extends StoredTensor> tensors, Map<String, String> metadata)
+            throws IOException {
         StringBuilder h = new StringBuilder("{");
         boolean first = true;
         if (metadata != null && !metadata.isEmpty()) {
@@ -43,15 +56,15 @@ public final class SafetensorsWriter {
             first = false;
         }
         long offset = 0;
-        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+        for (Map.Entry<String, ? extends StoredTensor> e : tensors.entrySet()) {
             if (e.getKey().equals("__metadata__")) {
                 throw new IllegalArgumentException("a tensor may not be named __metadata__");
             }
-            Tensor t = e.getValue();
-            long bytes = t.numel() * t.dtype().byteSize();
+            StoredTensor t = e.getValue();
+            long bytes = t.numel() * t.type().byteSize();
             h.append(first ? "" : ",").append(quote(e.getKey())).append(":{\"dtype\":\"")
-                    .append(StoredType.of(t.dtype())).append("\",\"shape\":[");
-            int[] shape = t.shape();
+                    .append(t.type()).append("\",\"shape\":[");
+            long[] shape = t.shape();
             for (int i = 0; i < shape.length; i++) {
                 h.append(i == 0 ? "" : ",").append(shape[i]);
             }
@@ -67,15 +80,27 @@ public final class SafetensorsWriter {
         boolean done = false;
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-                 OutputStream out = new java.io.BufferedOutputStream(Channels.newOutputStream(ch), 1 << 20)) {
+                 OutputStream out = new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 20)) {
                 ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
                 out.write(len.array());
                 out.write(header);
                 for (int i = header.length; i < padded; i++) {
                     out.write(' ');
                 }
-                for (Tensor t : tensors.values()) {
-                    writeData(t, out);
+                byte[] chunk = new byte[1 << 16];
+                for (Map.Entry<String, ? extends StoredTensor> e : tensors.entrySet()) {
+                    StoredTensor t = e.getValue();
+                    MemorySegment src = t.bytes();
+                    long want = t.numel() * t.type().byteSize();
+                    if (src.byteSize() != want) {
+                        throw new IllegalStateException("tensor \"" + e.getKey() + "\" produced " + src.byteSize()
+                                + " bytes, its shape needs " + want);
+                    }
+                    for (long at = 0; at < want; at += chunk.length) {
+                        int n = (int) Math.min(chunk.length, want - at);
+                        MemorySegment.copy(src, ValueLayout.JAVA_BYTE, at, chunk, 0, n);
+                        out.write(chunk, 0, n);
+                    }
                 }
                 out.flush();
                 ch.force(true);
@@ -90,37 +115,6 @@ public final class SafetensorsWriter {
             if (!done) {
                 Files.deleteIfExists(tmp);
             }
-        }
-    }
-
-    private static void writeData(Tensor t, OutputStream out) throws IOException {
-        long n = t.numel();
-        if (t.storage() instanceof Storage.Segment(MemorySegment seg)) {
-            long size = t.dtype().byteSize();
-            MemorySegment src = seg.asSlice(t.offset() * size, n * size);
-            byte[] chunk = new byte[1 << 16];
-            for (long at = 0; at < src.byteSize(); at += chunk.length) {
-                int len = (int) Math.min(chunk.length, src.byteSize() - at);
-                MemorySegment.copy(src, java.lang.foreign.ValueLayout.JAVA_BYTE, at, chunk, 0, len);
-                out.write(chunk, 0, len);
-            }
-            return;
-        }
-        int block = 1 << 14;
-        float[] values = new float[block];
-        ByteBuffer buf = ByteBuffer.allocate(block * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (long at = 0; at < n; at += block) {
-            int len = (int) Math.min(block, n - at);
-            t.copyTo(at, values, 0, len);
-            buf.clear();
-            for (int i = 0; i < len; i++) {
-                if (t.dtype() == DType.F32) {
-                    buf.putFloat(values[i]);
-                } else {
-                    buf.putShort(Half.fromFloat(t.dtype(), values[i]));
-                }
-            }
-            out.write(buf.array(), 0, buf.position());
         }
     }
 

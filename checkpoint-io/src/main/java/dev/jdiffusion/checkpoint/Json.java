@@ -1,4 +1,4 @@
-package dev.jdiffusion.checkpoint.safetensors;
+package dev.jdiffusion.checkpoint;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -6,11 +6,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON parser for safetensors headers: objects keep their key order and refuse duplicate
+ * A strict JSON parser (safetensors headers, diffusers configs): objects keep their key order and refuse duplicate
  * keys, nesting is bounded, numbers stay exact (integers as {@link Long} when they fit, else their
  * text). Errors are {@link IllegalArgumentException}s with the offending position.
  */
-final class Json {
+public final class Json {
     private static final int MAX_DEPTH = 64;
 
     private final String s;
@@ -21,10 +21,10 @@ final class Json {
     }
 
     /** A number too large for a long, kept as its text. */
-    record BigNumber(String text) {
+    public record BigNumber(String text) {
     }
 
-    static Object parse(String text) {
+    public static Object parse(String text) {
         Json p = new Json(text);
         p.ws();
         Object v = p.value(0);

@@ -1,6 +1,7 @@
-package dev.jdiffusion.checkpoint.safetensors;
+package dev.jdiffusion.checkpoint;
 
 import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.Half;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -43,6 +44,25 @@ public enum StoredType {
         };
     }
 
+    /** F64, F32, F16, BF16 and the float8 types. */
+    public boolean isFloatingPoint() {
+        return switch (this) {
+            case F64, F32, F16, BF16, F8_E4M3, F8_E5M2 -> true;
+            default -> false;
+        };
+    }
+
+    /** Stores {@code v} as element {@code i} of {@code seg}; for F64, F32, F16 and BF16 (rounding to nearest even). */
+    public void putFloat(MemorySegment seg, long i, float v) {
+        switch (this) {
+            case F64 -> seg.set(D, i * 8, v);
+            case F32 -> seg.set(F, i * 4, v);
+            case F16 -> seg.set(S, i * 2, Half.floatToF16(v));
+            case BF16 -> seg.set(S, i * 2, Half.floatToBf16(v));
+            default -> throw new UnsupportedOperationException("cannot store floats as " + this);
+        }
+    }
+
     /** Element {@code i} of {@code seg} as a double (exact for every type but I64 beyond 2^53). */
     public double get(MemorySegment seg, long i) {
         return switch (this) {
@@ -62,7 +82,7 @@ public enum StoredType {
     }
 
     /** float8 e4m3 "fn": bias 7, no infinities, S.1111.111 is NaN, max 448. */
-    static double e4m3(int b) {
+    public static double e4m3(int b) {
         int sign = (b & 0x80) != 0 ? -1 : 1;
         int e = (b >> 3) & 0xf;
         int m = b & 7;
@@ -74,7 +94,7 @@ public enum StoredType {
     }
 
     /** float8 e5m2: bias 15, IEEE-like infinities and NaN. */
-    static double e5m2(int b) {
+    public static double e5m2(int b) {
         int sign = (b & 0x80) != 0 ? -1 : 1;
         int e = (b >> 2) & 0x1f;
         int m = b & 3;
