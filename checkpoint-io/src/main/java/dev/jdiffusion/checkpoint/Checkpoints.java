@@ -1,5 +1,6 @@
 package dev.jdiffusion.checkpoint;
 
+import dev.jdiffusion.checkpoint.diffusers.DiffusersFolder;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.checkpoint.torch.TorchCheckpoint;
 import java.io.IOException;
@@ -15,15 +16,15 @@ public final class Checkpoints {
     }
 
     /**
-     * Opens {@code path}: a torch zip or legacy file (by its first bytes), a safetensors file, or,
-     * for a folder, a diffusers model folder's single component (see {@code DiffusersFolder}).
+     * Opens {@code path}: a torch zip or legacy file (by its first bytes), a safetensors file, or a
+     * diffusers model folder (its weights in single-file naming, see {@link DiffusersFolder}).
      */
     public static Checkpoint open(Path path) throws IOException {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(path.toString(), null, "no such checkpoint");
         }
         if (Files.isDirectory(path)) {
-            throw new CheckpointFormatException(path + " is a folder; open diffusers folders with DiffusersFolder");
+            return DiffusersFolder.open(path);
         }
         byte[] head = new byte[9];
         int n;
