@@ -33,6 +33,7 @@ import java.util.stream.Stream;
  * be read from the weights.
  */
 public final class DiffusersWriter {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(DiffusersWriter.class);
     private DiffusersWriter() {
     }
 
@@ -94,6 +95,14 @@ public final class DiffusersWriter {
                 hf.replaceAll((k, v) -> f.apply(v));
                 writeComponent(tmp, "text_encoder_2", "model.safetensors", hf, clipConfig(hf, "gelu"));
                 index.put("text_encoder_2", List.of("transformers", "CLIPTextModelWithProjection"));
+            }
+            List<String> dropped = all.keySet().stream().filter(k -> !k.startsWith("model.diffusion_model.")
+                    && !k.startsWith("first_stage_model.") && !k.startsWith("cond_stage_model.")
+                    && !k.startsWith("conditioner.embedders.")).toList();
+            if (!dropped.isEmpty()) {
+                // LDM checkpoints carry the training schedule (betas, alphas_cumprod, …) and EMA counters
+                LOG.warn("{}: {} tensors belong to no diffusers component and are not written, e.g. {}", c.source(),
+                        dropped.size(), dropped.subList(0, Math.min(5, dropped.size())));
             }
             Files.createDirectories(tmp.resolve("scheduler"));
             Map<String, Object> sched = new LinkedHashMap<>();
