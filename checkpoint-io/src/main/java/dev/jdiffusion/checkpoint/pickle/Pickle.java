@@ -60,6 +60,38 @@ public final class Pickle {
         }
     }
 
+    /**
+     * A short description of an unpickled value for messages: its Python type, and the value
+     * itself only for scalars. Never recurses, so self-containing structures are safe to describe.
+     */
+    public static String describe(Object v) {
+        if (v == null || v == NONE) {
+            return "None";
+        }
+        if (v instanceof String s) {
+            return "str '" + (s.length() > 40 ? s.substring(0, 40) + "…" : s) + "'";
+        }
+        if (v instanceof Number || v instanceof Boolean || v instanceof Global) {
+            return v.getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT) + " " + v;
+        }
+        if (v instanceof Tuple t) {
+            return "tuple of " + t.items().size();
+        }
+        if (v instanceof List<?> l) {
+            return "list of " + l.size();
+        }
+        if (v instanceof java.util.Map<?, ?> m) {
+            return "dict of " + m.size();
+        }
+        if (v instanceof java.util.Set<?> s) {
+            return "set of " + s.size();
+        }
+        if (v instanceof byte[] b) {
+            return "bytes of " + b.length;
+        }
+        return v.getClass().getSimpleName();
+    }
+
     /** Python's None on the stack (Java null is kept for it in containers). */
     static final Object NONE = new Object() {
         @Override

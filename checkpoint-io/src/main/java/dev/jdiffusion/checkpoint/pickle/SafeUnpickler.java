@@ -31,6 +31,7 @@ public final class SafeUnpickler {
             "memoryview", "help", "apply", "execfile", "file", "reload");
     private static final int MAX_DEPTH = 10_000;
     private static final int MAX_LINE = 1 << 24;
+    private static final int MAX_KEY_DEPTH = 32;
 
     /** Decides what a call of a global produces. Must not execute anything. */
     public interface Calls {
@@ -184,7 +185,7 @@ public final class SafeUnpickler {
 
     private Object call(Object callee, Object args) throws CheckpointFormatException {
         if (!(callee instanceof Pickle.Global g)) {
-            throw error("call of a non-global " + callee);
+            throw error("call of a non-global " + Pickle.describe(callee));
         }
         Pickle.Tuple t = args instanceof Pickle.Tuple tu ? tu : new Pickle.Tuple(List.of());
         return calls.call(g, t);
@@ -292,9 +293,18 @@ public final class SafeUnpickler {
                     if (!(top() instanceof Set<?> set)) {
                         throw error("ADDITEMS on a non-set");
                     }
+                    for (Object item : items) {
+                        checkHashable(item, 0);
+                    }
                     ((Set<Object>) set).addAll(items);
                 }
-                case 0x91 -> push(new LinkedHashSet<>(popMark()));
+                case 0x91 -> {
+                    List<Object> items = popMark();
+                    for (Object item : items) {
+                        checkHashable(item, 0);
+                    }
+                    push(new LinkedHashSet<>(items));
+                }
                 case 'c' -> push(global(line(), line()));
                 case 0x93 -> {
                     Object name = unwrap(pop());
@@ -390,7 +400,27 @@ public final class SafeUnpickler {
             throw error("odd number of items for a dict");
         }
         for (int i = 0; i < items.size(); i += 2) {
+            checkHashable(items.get(i), 0);
             m.put(unwrap(items.get(i)), unwrap(items.get(i + 1)));
+        }
+    }
+
+    /**
+     * Dict keys and set members must be hashable, as in Python: no lists, dicts or sets, and (here)
+     * no deeper than {@value #MAX_KEY_DEPTH} nested tuples. This also keeps a self-containing
+     * structure from ever being hashed.
+     */
+    private void checkHashable(Object k, int depth) throws CheckpointFormatException {
+        if (k instanceof List<?> || k instanceof Map<?, ?> || k instanceof Set<?>) {
+            throw error("unhashable " + Pickle.describe(k) + " used as a dict key or set member");
+        }
+        if (k instanceof Pickle.Tuple(List<Object> items)) {
+            if (depth >= MAX_KEY_DEPTH) {
+                throw error("dict key nested deeper than " + MAX_KEY_DEPTH + " tuples");
+            }
+            for (Object item : items) {
+                checkHashable(item, depth + 1);
+            }
         }
     }
 

@@ -153,7 +153,7 @@ public final class TorchCheckpoint implements Checkpoint {
         }
         SafeUnpickler.Result protocol = SafeUnpickler.load(data, magic.end(), source, none);
         if (!(protocol.value() instanceof Long p) || p != LEGACY_PROTOCOL) {
-            throw new CheckpointFormatException(source + ": legacy protocol version " + protocol.value()
+            throw new CheckpointFormatException(source + ": legacy protocol version " + Pickle.describe(protocol.value())
                     + " is not supported (expected " + LEGACY_PROTOCOL + ")");
         }
         SafeUnpickler.Result sysInfo = SafeUnpickler.load(data, protocol.end(), source, none);
@@ -244,10 +244,11 @@ public final class TorchCheckpoint implements Checkpoint {
             }
             if (!(pid instanceof Pickle.Tuple(List<Object> items)) || items.size() < 5
                     || !"storage".equals(items.get(0))) {
-                throw new CheckpointFormatException(source + ": unknown persistent id " + pid);
+                throw new CheckpointFormatException(source + ": unknown persistent id (" + Pickle.describe(pid) + ")");
             }
             if (!(items.get(1) instanceof Pickle.Global g)) {
-                throw new CheckpointFormatException(source + ": storage type " + items.get(1) + " is not a class name");
+                throw new CheckpointFormatException(source + ": storage type (" + Pickle.describe(items.get(1))
+                        + ") is not a class name");
             }
             StoredType type = (g.module().equals("torch") || g.module().equals("torch.cuda"))
                     ? TorchStorage.TYPES.get(g.name()) : null;
@@ -255,10 +256,14 @@ public final class TorchCheckpoint implements Checkpoint {
                 throw new CheckpointFormatException(source + ": unknown storage type '" + g + "' (known: torch."
                         + String.join(", torch.", new java.util.TreeSet<>(TorchStorage.TYPES.keySet())) + ")");
             }
+            if (!(items.get(2) instanceof String) && !(items.get(2) instanceof Long)) {
+                throw new CheckpointFormatException(source + ": storage key (" + Pickle.describe(items.get(2))
+                        + ") is not a name");
+            }
             String key = String.valueOf(items.get(2));
             if (!(items.get(4) instanceof Long numel) || numel < 0) {
-                throw new CheckpointFormatException(source + ": storage \"" + key + "\" has an invalid size "
-                        + items.get(4));
+                throw new CheckpointFormatException(source + ": storage \"" + key + "\" has an invalid size ("
+                        + Pickle.describe(items.get(4)) + ")");
             }
             if (items.size() > 5 && items.get(5) != null) {
                 throw new CheckpointFormatException(source + ": storage \"" + key
@@ -330,17 +335,18 @@ public final class TorchCheckpoint implements Checkpoint {
 
         private TorchTensor rebuild(List<Object> a) throws CheckpointFormatException {
             if (a.size() < 4 || !(a.get(0) instanceof TorchStorage s) || !(a.get(1) instanceof Long offset)) {
-                throw new CheckpointFormatException(source + ": malformed _rebuild_tensor arguments " + a);
+                throw new CheckpointFormatException(source + ": malformed _rebuild_tensor arguments (" + a.size()
+                        + " values, the first " + (a.isEmpty() ? "missing" : Pickle.describe(a.get(0))) + ")");
             }
             long[] size = longs(a.get(2), "size");
             long[] stride = longs(a.get(3), "stride");
             if (size.length != stride.length) {
-                throw new CheckpointFormatException(source + ": tensor size " + a.get(2) + " and stride " + a.get(3)
-                        + " differ in rank");
+                throw new CheckpointFormatException(source + ": tensor size and stride differ in rank ("
+                        + size.length + " and " + stride.length + ")");
             }
             for (long d : size) {
                 if (d < 0) {
-                    throw new CheckpointFormatException(source + ": negative tensor dimension in " + a.get(2));
+                    throw new CheckpointFormatException(source + ": negative tensor dimension " + d);
                 }
             }
             TorchTensor t = new TorchTensor(s, offset, size, stride);
@@ -350,12 +356,13 @@ public final class TorchCheckpoint implements Checkpoint {
 
         private long[] longs(Object o, String what) throws CheckpointFormatException {
             if (!(o instanceof Pickle.Tuple(List<Object> items))) {
-                throw new CheckpointFormatException(source + ": tensor " + what + " " + o + " is not a tuple");
+                throw new CheckpointFormatException(source + ": tensor " + what + " (" + Pickle.describe(o) + ") is not a tuple");
             }
             long[] r = new long[items.size()];
             for (int i = 0; i < r.length; i++) {
                 if (!(items.get(i) instanceof Long l)) {
-                    throw new CheckpointFormatException(source + ": tensor " + what + " " + o + " holds a non-integer");
+                    throw new CheckpointFormatException(source + ": tensor " + what + " holds a non-integer ("
+                            + Pickle.describe(items.get(i)) + ")");
                 }
                 r[i] = l;
             }
