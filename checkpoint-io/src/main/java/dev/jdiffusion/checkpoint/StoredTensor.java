@@ -7,6 +7,7 @@ import dev.jdiffusion.core.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.function.Supplier;
 
 /**
  * One tensor of a checkpoint as it is stored: its element type, its shape, and its elements as
@@ -81,28 +82,35 @@ public interface StoredTensor {
         if (type() == target || !type().isFloatingPoint()) {
             return this;
         }
-        StoredTensor src = this;
+        return lazy(target, shape(), () -> {
+            MemorySegment in = bytes();
+            StoredType from = type();
+            long n = numel();
+            MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(n * target.byteSize())]);
+            for (long i = 0; i < n; i++) {
+                target.putFloat(out, i, (float) from.get(in, i));
+            }
+            return out;
+        });
+    }
+
+    /** A tensor of the given type and shape whose bytes {@code data} produces when they are asked for. */
+    static StoredTensor lazy(StoredType type, long[] shape, Supplier<MemorySegment> data) {
+        long[] dims = shape.clone();
         return new StoredTensor() {
             @Override
             public StoredType type() {
-                return target;
+                return type;
             }
 
             @Override
             public long[] shape() {
-                return src.shape();
+                return dims.clone();
             }
 
             @Override
             public MemorySegment bytes() {
-                MemorySegment in = src.bytes();
-                StoredType from = src.type();
-                long n = src.numel();
-                MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(n * target.byteSize())]);
-                for (long i = 0; i < n; i++) {
-                    target.putFloat(out, i, (float) from.get(in, i));
-                }
-                return out;
+                return data.get();
             }
         };
     }
@@ -114,38 +122,25 @@ public interface StoredTensor {
         for (int i = 0; i < shape.length; i++) {
             shape[i] = t.dim(i);
         }
-        return new StoredTensor() {
-            @Override
-            public StoredType type() {
-                return type;
+        return lazy(type, shape, () -> {
+            long n = t.numel();
+            long size = type.byteSize();
+            if (t.storage() instanceof Storage.Segment(MemorySegment seg)) {
+                return seg.asSlice(t.offset() * size, n * size);
             }
-
-            @Override
-            public long[] shape() {
-                return shape.clone();
+            if (t.isFloatArray() && ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) {
+                return MemorySegment.ofArray(t.floatArray()).asSlice(t.offset() * 4, n * 4);
             }
-
-            @Override
-            public MemorySegment bytes() {
-                long n = t.numel();
-                long size = type.byteSize();
-                if (t.storage() instanceof Storage.Segment(MemorySegment seg)) {
-                    return seg.asSlice(t.offset() * size, n * size);
+            MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(n * size)]);
+            float[] chunk = new float[1 << 14];
+            for (long at = 0; at < n; at += chunk.length) {
+                int len = (int) Math.min(chunk.length, n - at);
+                t.copyTo(at, chunk, 0, len);
+                for (int i = 0; i < len; i++) {
+                    type.putFloat(out, at + i, chunk[i]);
                 }
-                if (t.isFloatArray() && ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) {
-                    return MemorySegment.ofArray(t.floatArray()).asSlice(t.offset() * 4, n * 4);
-                }
-                MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(n * size)]);
-                float[] chunk = new float[1 << 14];
-                for (long at = 0; at < n; at += chunk.length) {
-                    int len = (int) Math.min(chunk.length, n - at);
-                    t.copyTo(at, chunk, 0, len);
-                    for (int i = 0; i < len; i++) {
-                        type.putFloat(out, at + i, chunk[i]);
-                    }
-                }
-                return out;
             }
-        };
+            return out;
+        });
     }
 }

@@ -22,6 +22,7 @@ import java.util.regex.Pattern;
 public final class ClipKeys {
     private static final Pattern OC_LAYER = Pattern.compile("^transformer\\.resblocks\\.(\\d+)\\.(.*)$");
     private static final Pattern HF_LAYER = Pattern.compile("^text_model\\.encoder\\.layers\\.(\\d+)\\.(.*)$");
+    private static final Pattern HF_QKV = Pattern.compile("^self_attn\\.([qkv])_proj\\.(weight|bias)$");
     private static final String[][] LAYER = {
         {"ln_1.", "layer_norm1."}, {"ln_2.", "layer_norm2."}, {"mlp.c_fc.", "mlp.fc1."}, {"mlp.c_proj.", "mlp.fc2."},
         {"attn.out_proj.", "self_attn.out_proj."},
@@ -85,7 +86,7 @@ public final class ClipKeys {
             if (m.matches()) {
                 String p = "transformer.resblocks." + m.group(1) + ".";
                 String rest = m.group(2);
-                Matcher qkv = Pattern.compile("^self_attn\\.([qkv])_proj\\.(weight|bias)$").matcher(rest);
+                Matcher qkv = HF_QKV.matcher(rest);
                 if (qkv.matches()) {
                     String name = p + "attn.in_proj_" + qkv.group(2);
                     fused.computeIfAbsent(name, x -> new TreeMap<>()).put(qkv.group(1), t);

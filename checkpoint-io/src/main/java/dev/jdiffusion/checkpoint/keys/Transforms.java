@@ -15,19 +15,6 @@ public final class Transforms {
     private Transforms() {
     }
 
-    private record Derived(StoredType type, long[] dims, java.util.function.Supplier<MemorySegment> data)
-            implements StoredTensor {
-        @Override
-        public long[] shape() {
-            return dims.clone();
-        }
-
-        @Override
-        public MemorySegment bytes() {
-            return data.get();
-        }
-    }
-
     /** The same elements under another shape with the same element count. */
     public static StoredTensor reshape(StoredTensor t, long... shape) {
         long n = 1;
@@ -38,7 +25,7 @@ public final class Transforms {
             throw new IllegalArgumentException("cannot reshape " + Arrays.toString(t.shape()) + " to "
                     + Arrays.toString(shape));
         }
-        return new Derived(t.type(), shape.clone(), t::bytes);
+        return StoredTensor.lazy(t.type(), shape.clone(), t::bytes);
     }
 
     /** A 2-D tensor transposed. */
@@ -50,7 +37,7 @@ public final class Transforms {
         long rows = s[0];
         long cols = s[1];
         int es = t.type().byteSize();
-        return new Derived(t.type(), new long[] {cols, rows}, () -> {
+        return StoredTensor.lazy(t.type(), new long[] {cols, rows}, () -> {
             MemorySegment src = t.bytes();
             MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(rows * cols * es)]);
             for (long r = 0; r < rows; r++) {
@@ -72,7 +59,7 @@ public final class Transforms {
         long rowBytes = t.numel() / Math.max(1, s[0]) * t.type().byteSize();
         long[] shape = s.clone();
         shape[0] = count;
-        return new Derived(t.type(), shape, () -> t.bytes().asSlice(start * rowBytes, count * rowBytes));
+        return StoredTensor.lazy(t.type(), shape, () -> t.bytes().asSlice(start * rowBytes, count * rowBytes));
     }
 
     /** The tensors stacked along their first axis (same type, same trailing shape). */
@@ -95,7 +82,7 @@ public final class Transforms {
             total *= d;
         }
         long bytes = total * first.type().byteSize();
-        return new Derived(first.type(), shape, () -> {
+        return StoredTensor.lazy(first.type(), shape, () -> {
             MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(bytes)]);
             long at = 0;
             for (StoredTensor p : parts) {

@@ -72,22 +72,7 @@ public final class SafetensorsFile implements Checkpoint {
         this.metadata = metadata;
         Map<String, StoredTensor> views = new LinkedHashMap<>();
         for (Entry e : entries.values()) {
-            views.put(e.name(), new StoredTensor() {
-                @Override
-                public StoredType type() {
-                    return e.type();
-                }
-
-                @Override
-                public long[] shape() {
-                    return e.shape().clone();
-                }
-
-                @Override
-                public MemorySegment bytes() {
-                    return data.asSlice(e.begin(), e.end() - e.begin());
-                }
-            });
+            views.put(e.name(), StoredTensor.lazy(e.type(), e.shape(), () -> data.asSlice(e.begin(), e.end() - e.begin())));
         }
         this.tensors = Collections.unmodifiableMap(views);
     }
@@ -269,18 +254,9 @@ public final class SafetensorsFile implements Checkpoint {
         return entries.containsKey(name);
     }
 
-    private Entry require(String name) {
-        Entry e = entries.get(name);
-        if (e == null) {
-            throw new IllegalArgumentException(path + " has no tensor \"" + name + "\"");
-        }
-        return e;
-    }
-
     /** The stored bytes of a tensor (a view of the mapping, valid until {@link #close()}). */
     public MemorySegment bytes(String name) {
-        Entry e = require(name);
-        return data.asSlice(e.begin(), e.end() - e.begin());
+        return tensor(name).bytes();
     }
 
     @Override
