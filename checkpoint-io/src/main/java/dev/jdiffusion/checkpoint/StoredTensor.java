@@ -5,6 +5,7 @@ import dev.jdiffusion.core.tensor.Half;
 import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.function.Supplier;
@@ -86,12 +87,53 @@ public interface StoredTensor {
             MemorySegment in = bytes();
             StoredType from = type();
             long n = numel();
+            if (FloatCasts.handles(from, target)) {
+                return FloatCasts.convert(in, from, target, n,
+                        MemorySegment.ofArray(new byte[Math.toIntExact(n * target.byteSize())]));
+            }
             MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(n * target.byteSize())]);
             for (long i = 0; i < n; i++) {
                 target.putFloat(out, i, (float) from.get(in, i));
             }
             return out;
         });
+    }
+
+    /**
+     * The elements as {@code target}, resident in memory, for compute: where the checkpoint already
+     * stores them that way and maps its file, the view of the mapping with its pages read in now
+     * (so a 2 GB fp16 file costs no second 2 GB; valid while the checkpoint is open); otherwise
+     * {@link #materialise materialised} into memory from {@code allocator}.
+     */
+    default MemorySegment load(StoredType target, SegmentAllocator allocator) {
+        if (castTo(target) == this) {
+            MemorySegment b = bytes();
+            if (b.isMapped()) {
+                FloatCasts.touch(b);
+                return b;
+            }
+        }
+        return materialise(target, allocator);
+    }
+
+    /**
+     * The elements as {@code target} (converted as {@link #castTo} does) copied into memory from
+     * {@code allocator} (an arena that the caller closes when the weights are no longer needed, so
+     * gigabytes are released at once rather than when the garbage collector gets to them). Large
+     * tensors are copied or converted on all cores.
+     */
+    default MemorySegment materialise(StoredType target, SegmentAllocator allocator) {
+        StoredType from = type();
+        StoredType to = castTo(target).type();
+        MemorySegment in = bytes();
+        MemorySegment out = allocator.allocate(numel() * to.byteSize(), 64);
+        if (from == to) {
+            return FloatCasts.copy(in, out);
+        }
+        if (FloatCasts.handles(from, to)) {
+            return FloatCasts.convert(in, from, to, numel(), out);
+        }
+        return FloatCasts.copy(castTo(target).bytes(), out);
     }
 
     /** A tensor of the given type and shape whose bytes {@code data} produces when they are asked for. */

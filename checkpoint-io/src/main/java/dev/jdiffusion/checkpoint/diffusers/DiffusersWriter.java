@@ -46,7 +46,7 @@ public final class DiffusersWriter {
         ModelDetector.ModelInfo info = ModelDetector.detect(c);
         Map<String, StoredTensor> all = c.tensors();
         Path parent = target.toAbsolutePath().getParent();
-        Path tmp = Files.createTempDirectory(parent, "." + target.getFileName() + ".");
+        Path tmp = Files.createDirectory(parent.resolve("." + target.getFileName() + "." + Long.toHexString(System.nanoTime())));
         boolean done = false;
         try {
             Map<String, Object> index = new LinkedHashMap<>();

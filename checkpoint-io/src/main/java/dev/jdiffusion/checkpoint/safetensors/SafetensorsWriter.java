@@ -76,10 +76,12 @@ public final class SafetensorsWriter {
         byte[] header = h.toString().getBytes(StandardCharsets.UTF_8);
         int padded = (header.length + 7) / 8 * 8;
         Path dir = target.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        // a hidden sibling, created with the process's usual permissions (not a temp file's owner-only ones)
+        Path tmp = Files.createFile(dir.resolve("." + target.getFileName() + "." + Long.toHexString(System.nanoTime())
+                + ".tmp"));
         boolean done = false;
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE);
                  OutputStream out = new BufferedOutputStream(Channels.newOutputStream(ch), 1 << 20)) {
                 ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
                 out.write(len.array());

@@ -142,4 +142,27 @@ class SafetensorsTest {
             assertEquals(0, left.count());
         }
     }
+
+    @Test
+    void writtenFilesGetTheUsualPermissionsNotATempFilesOwnerOnlyOnes() throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                dir.getFileSystem().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
+        Path reference = Files.createFile(dir.resolve("reference"));
+        Path target = dir.resolve("w.safetensors");
+        SafetensorsWriter.write(target, Map.of("x", Tensor.zeros(2)), Map.of());
+        assertEquals(Files.getPosixFilePermissions(reference), Files.getPosixFilePermissions(target));
+        // a failure in the middle of the data leaves neither the target nor a temporary file
+        Map<String, dev.jdiffusion.checkpoint.StoredTensor> failing = new LinkedHashMap<>();
+        failing.put("ok", dev.jdiffusion.checkpoint.StoredTensor.of(Tensor.zeros(4)));
+        failing.put("fails", dev.jdiffusion.checkpoint.StoredTensor.lazy(dev.jdiffusion.checkpoint.StoredType.F32,
+                new long[] {4}, () -> {
+                    throw new IllegalStateException("disk on fire");
+                }));
+        Path second = dir.resolve("second.safetensors");
+        assertThrows(IllegalStateException.class, () -> SafetensorsWriter.writeStored(second, failing, Map.of()));
+        try (Stream<Path> left = Files.list(dir)) {
+            assertEquals(java.util.Set.of("reference", "w.safetensors"),
+                    left.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet()));
+        }
+    }
 }
