@@ -26,6 +26,11 @@ public final class PeakReport {
             org.openjdk.jmh.Main.main(args);
             return;
         }
+        List<String> includes = new ArrayList<>(cli.getIncludes());
+        if (!includes.isEmpty() && includes.stream().allMatch(i -> i.toLowerCase(java.util.Locale.ROOT).contains("checkpoint"))) {
+            checkpointReport(cli);
+            return;
+        }
         double[] peak = new double[3];
         for (int t = 1; t <= 2; t++) {
             ChainedOptionsBuilder o = new OptionsBuilder().include(PeakBenchmark.class.getName() + ".fma").threads(t);
@@ -66,9 +71,40 @@ public final class PeakReport {
             lines.add(String.format("%-30s %7d %10.1f %8.0f%%", method, threads, gflops,
                     100 * gflops / peak[Math.min(2, threads)]));
         }
+        printCheckpointResults(results);
         System.out.println();
         System.out.println("GFLOP/s against the measured FMA ceiling (" + Runtime.getRuntime().availableProcessors()
                 + " cores):");
         lines.forEach(System.out::println);
+    }
+
+    private static void checkpointReport(CommandLineOptions cli) throws RunnerException, java.io.IOException {
+        printCheckpointResults(new Runner(new OptionsBuilder().parent(cli).build()).run());
+    }
+
+    /** Milliseconds per operation, file GB/s, and each materialisation against {@code cat} of the same file. */
+    private static void printCheckpointResults(Collection<RunResult> results) throws java.io.IOException {
+        java.util.Map<String, Double> ms = new java.util.LinkedHashMap<>();
+        for (RunResult r : results) {
+            String label = r.getParams().getBenchmark();
+            if (label.startsWith(CheckpointBenchmark.class.getName())) {
+                ms.put(label.substring(label.lastIndexOf('.') + 1), r.getPrimaryResult().getScore());
+            }
+        }
+        if (ms.isEmpty()) {
+            return;
+        }
+        System.out.println();
+        System.out.println("Checkpoint loading (SD 1.5 shapes, files in " + CheckpointBenchmark.dir() + "):");
+        System.out.println(String.format("%-26s %10s %8s %14s", "benchmark", "ms/op", "GB/s", "× cat of file"));
+        for (java.util.Map.Entry<String, Double> e : ms.entrySet()) {
+            String method = e.getKey();
+            double bytes = CheckpointBenchmark.fileBytes(method);
+            String file = method.endsWith("F32") ? "F32" : "F16";
+            Double cat = ms.get("cat" + file);
+            String ratio = !method.startsWith("cat") && !method.startsWith("openAndList") && cat != null ? String.format("%.2f", e.getValue() / cat) : "";
+            String rate = method.startsWith("openAndList") ? "" : String.format("%.2f", bytes / (e.getValue() / 1e3) / 1e9);
+            System.out.println(String.format("%-26s %10.1f %8s %14s", method, e.getValue(), rate, ratio));
+        }
     }
 }

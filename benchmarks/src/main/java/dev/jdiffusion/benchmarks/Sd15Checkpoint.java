@@ -1,0 +1,374 @@
+package dev.jdiffusion.benchmarks;
+
+import dev.jdiffusion.checkpoint.StoredTensor;
+import dev.jdiffusion.checkpoint.StoredType;
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+
+/**
+ * A full-size Stable Diffusion 1.5 checkpoint with random weights, in the single-file (LDM) layout
+ * that {@code v1-5-pruned-emaonly.safetensors} has: the UNet under {@code model.diffusion_model.},
+ * the VAE under {@code first_stage_model.}, the CLIP ViT-L/14 text encoder under
+ * {@code cond_stage_model.transformer.text_model.}, and the DDPM schedule buffers. Weights are
+ * uniform in ±1/√fan-in (so a forward pass stays finite), norms are 1, biases small; the schedule
+ * buffers hold SD 1.5's real scaled-linear schedule. The same seed gives the same file.
+ */
+public final class Sd15Checkpoint {
+    public static final String UNET = "model.diffusion_model.";
+    public static final String VAE = "first_stage_model.";
+    public static final String CLIP = "cond_stage_model.transformer.text_model.";
+    /** Bumped whenever the generated content changes, so cached files are regenerated. */
+    static final String GENERATOR_VERSION = "1";
+
+    private Sd15Checkpoint() {
+    }
+
+    /** Every tensor name of the checkpoint with its shape, in file order. */
+    public static Map<String, long[]> shapes() {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        unet(m);
+        vae(m);
+        clip(m);
+        for (String b : SCHEDULE_BUFFERS) {
+            m.put(b, new long[] {1000});
+        }
+        return m;
+    }
+
+    /** The element type of a tensor when the file is written as {@code floatType}. */
+    static StoredType typeOf(String name, StoredType floatType) {
+        return name.endsWith("position_ids") ? StoredType.I64 : floatType;
+    }
+
+    private static final String[] SCHEDULE_BUFFERS = {"betas", "alphas_cumprod", "alphas_cumprod_prev",
+        "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod",
+        "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
+        "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2"};
+
+    private static void put(Map<String, long[]> m, String name, long... shape) {
+        if (m.put(name, shape) != null) {
+            throw new IllegalStateException("duplicate " + name);
+        }
+    }
+
+    private static void norm(Map<String, long[]> m, String p, long c) {
+        put(m, p + ".weight", c);
+        put(m, p + ".bias", c);
+    }
+
+    private static void conv(Map<String, long[]> m, String p, long out, long in, long k) {
+        put(m, p + ".weight", out, in, k, k);
+        put(m, p + ".bias", out);
+    }
+
+    private static void linear(Map<String, long[]> m, String p, long out, long in, boolean bias) {
+        put(m, p + ".weight", out, in);
+        if (bias) {
+            put(m, p + ".bias", out);
+        }
+    }
+
+    // ---- UNet: 320 channels × (1, 2, 4, 4), 2 res blocks per level, attention on levels 0-2, context 768
+
+    private static final int MODEL_CHANNELS = 320;
+    private static final int[] MULT = {1, 2, 4, 4};
+    private static final int TIME_DIM = 4 * MODEL_CHANNELS;
+
+    private static void resBlock(Map<String, long[]> m, String p, long in, long out) {
+        norm(m, p + ".in_layers.0", in);
+        conv(m, p + ".in_layers.2", out, in, 3);
+        linear(m, p + ".emb_layers.1", out, TIME_DIM, true);
+        norm(m, p + ".out_layers.0", out);
+        conv(m, p + ".out_layers.3", out, out, 3);
+        if (in != out) {
+            conv(m, p + ".skip_connection", out, in, 1);
+        }
+    }
+
+    private static void spatialTransformer(Map<String, long[]> m, String p, long c) {
+        norm(m, p + ".norm", c);
+        conv(m, p + ".proj_in", c, c, 1);
+        String b = p + ".transformer_blocks.0";
+        for (String attn : new String[] {".attn1", ".attn2"}) {
+            long ctx = attn.equals(".attn1") ? c : 768;
+            linear(m, b + attn + ".to_q", c, c, false);
+            linear(m, b + attn + ".to_k", c, ctx, false);
+            linear(m, b + attn + ".to_v", c, ctx, false);
+            linear(m, b + attn + ".to_out.0", c, c, true);
+        }
+        linear(m, b + ".ff.net.0.proj", 8 * c, c, true);
+        linear(m, b + ".ff.net.2", c, 4 * c, true);
+        norm(m, b + ".norm1", c);
+        norm(m, b + ".norm2", c);
+        norm(m, b + ".norm3", c);
+        conv(m, p + ".proj_out", c, c, 1);
+    }
+
+    private static void unet(Map<String, long[]> m) {
+        String u = UNET;
+        linear(m, u + "time_embed.0", TIME_DIM, MODEL_CHANNELS, true);
+        linear(m, u + "time_embed.2", TIME_DIM, TIME_DIM, true);
+        conv(m, u + "input_blocks.0.0", MODEL_CHANNELS, 4, 3);
+        java.util.ArrayDeque<Long> skips = new java.util.ArrayDeque<>();
+        skips.push((long) MODEL_CHANNELS);
+        long ch = MODEL_CHANNELS;
+        int block = 1;
+        for (int level = 0; level < MULT.length; level++) {
+            long out = (long) MULT[level] * MODEL_CHANNELS;
+            for (int j = 0; j < 2; j++, block++) {
+                resBlock(m, u + "input_blocks." + block + ".0", ch, out);
+                ch = out;
+                if (level < 3) {
+                    spatialTransformer(m, u + "input_blocks." + block + ".1", ch);
+                }
+                skips.push(ch);
+            }
+            if (level < MULT.length - 1) {
+                conv(m, u + "input_blocks." + block++ + ".0.op", ch, ch, 3);
+                skips.push(ch);
+            }
+        }
+        resBlock(m, u + "middle_block.0", ch, ch);
+        spatialTransformer(m, u + "middle_block.1", ch);
+        resBlock(m, u + "middle_block.2", ch, ch);
+        int o = 0;
+        for (int level = MULT.length - 1; level >= 0; level--) {
+            long out = (long) MULT[level] * MODEL_CHANNELS;
+            for (int j = 0; j < 3; j++, o++) {
+                resBlock(m, u + "output_blocks." + o + ".0", ch + skips.pop(), out);
+                ch = out;
+                int sub = 1;
+                if (level < 3) {
+                    spatialTransformer(m, u + "output_blocks." + o + "." + sub++, ch);
+                }
+                if (level > 0 && j == 2) {
+                    conv(m, u + "output_blocks." + o + "." + sub + ".conv", ch, ch, 3);
+                }
+            }
+        }
+        norm(m, u + "out.0", ch);
+        conv(m, u + "out.2", 4, ch, 3);
+    }
+
+    // ---- VAE: 128 channels × (1, 2, 4, 4), 2 res blocks (3 in the decoder), 4 latent channels
+
+    private static void vaeRes(Map<String, long[]> m, String p, long in, long out) {
+        norm(m, p + ".norm1", in);
+        conv(m, p + ".conv1", out, in, 3);
+        norm(m, p + ".norm2", out);
+        conv(m, p + ".conv2", out, out, 3);
+        if (in != out) {
+            conv(m, p + ".nin_shortcut", out, in, 1);
+        }
+    }
+
+    private static void vaeMid(Map<String, long[]> m, String p, long c) {
+        vaeRes(m, p + ".block_1", c, c);
+        norm(m, p + ".attn_1.norm", c);
+        for (String x : new String[] {"q", "k", "v", "proj_out"}) {
+            conv(m, p + ".attn_1." + x, c, c, 1);
+        }
+        vaeRes(m, p + ".block_2", c, c);
+    }
+
+    private static void vae(Map<String, long[]> m) {
+        String e = VAE + "encoder.";
+        long ch = 128;
+        conv(m, e + "conv_in", ch, 3, 3);
+        for (int level = 0; level < 4; level++) {
+            long out = 128L * MULT[level];
+            for (int j = 0; j < 2; j++) {
+                vaeRes(m, e + "down." + level + ".block." + j, ch, out);
+                ch = out;
+            }
+            if (level < 3) {
+                conv(m, e + "down." + level + ".downsample.conv", ch, ch, 3);
+            }
+        }
+        vaeMid(m, e + "mid", ch);
+        norm(m, e + "norm_out", ch);
+        conv(m, e + "conv_out", 8, ch, 3);
+        String d = VAE + "decoder.";
+        conv(m, d + "conv_in", ch, 4, 3);
+        vaeMid(m, d + "mid", ch);
+        for (int level = 3; level >= 0; level--) {
+            long out = 128L * MULT[level];
+            for (int j = 0; j < 3; j++) {
+                vaeRes(m, d + "up." + level + ".block." + j, ch, out);
+                ch = out;
+            }
+            if (level > 0) {
+                conv(m, d + "up." + level + ".upsample.conv", ch, ch, 3);
+            }
+        }
+        norm(m, d + "norm_out", ch);
+        conv(m, d + "conv_out", 3, ch, 3);
+        conv(m, VAE + "quant_conv", 8, 8, 1);
+        conv(m, VAE + "post_quant_conv", 4, 4, 1);
+    }
+
+    // ---- CLIP ViT-L/14 text encoder: width 768, 12 layers, 49408 tokens, 77 positions
+
+    private static void clip(Map<String, long[]> m) {
+        put(m, CLIP + "embeddings.position_ids", 1, 77);
+        put(m, CLIP + "embeddings.token_embedding.weight", 49408, 768);
+        put(m, CLIP + "embeddings.position_embedding.weight", 77, 768);
+        for (int l = 0; l < 12; l++) {
+            String p = CLIP + "encoder.layers." + l + ".";
+            for (String x : new String[] {"k_proj", "v_proj", "q_proj", "out_proj"}) {
+                linear(m, p + "self_attn." + x, 768, 768, true);
+            }
+            norm(m, p + "layer_norm1", 768);
+            linear(m, p + "mlp.fc1", 3072, 768, true);
+            linear(m, p + "mlp.fc2", 768, 3072, true);
+            norm(m, p + "layer_norm2", 768);
+        }
+        norm(m, CLIP + "final_layer_norm", 768);
+    }
+
+    /** Number of elements of the tensors whose names start with {@code prefix}, {@code position_ids} excluded. */
+    public static long parameters(String prefix) {
+        long n = 0;
+        for (Map.Entry<String, long[]> e : shapes().entrySet()) {
+            if (e.getKey().startsWith(prefix) && !e.getKey().endsWith("position_ids")) {
+                long k = 1;
+                for (long d : e.getValue()) {
+                    k *= d;
+                }
+                n += k;
+            }
+        }
+        return n;
+    }
+
+    /** SD 1.5's training schedule: betas linear in √β from 0.00085 to 0.012 over 1000 steps. */
+    static double[] betas() {
+        double[] b = new double[1000];
+        double lo = Math.sqrt(0.00085);
+        double hi = Math.sqrt(0.012);
+        for (int i = 0; i < b.length; i++) {
+            double s = lo + (hi - lo) * i / 999.0;
+            b[i] = s * s;
+        }
+        return b;
+    }
+
+    private static double[] scheduleBuffer(String name) {
+        double[] beta = betas();
+        int n = beta.length;
+        double[] ac = new double[n];
+        double prod = 1;
+        for (int i = 0; i < n; i++) {
+            prod *= 1 - beta[i];
+            ac[i] = prod;
+        }
+        double[] v = new double[n];
+        for (int i = 0; i < n; i++) {
+            double a = ac[i];
+            double prev = i == 0 ? 1.0 : ac[i - 1];
+            double post = beta[i] * (1 - prev) / (1 - a);
+            v[i] = switch (name) {
+                case "betas" -> beta[i];
+                case "alphas_cumprod" -> a;
+                case "alphas_cumprod_prev" -> prev;
+                case "sqrt_alphas_cumprod" -> Math.sqrt(a);
+                case "sqrt_one_minus_alphas_cumprod" -> Math.sqrt(1 - a);
+                case "log_one_minus_alphas_cumprod" -> Math.log(1 - a);
+                case "sqrt_recip_alphas_cumprod" -> Math.sqrt(1 / a);
+                case "sqrt_recipm1_alphas_cumprod" -> Math.sqrt(1 / a - 1);
+                case "posterior_variance" -> post;
+                case "posterior_log_variance_clipped" -> Math.log(Math.max(post, 1e-20));
+                case "posterior_mean_coef1" -> beta[i] * Math.sqrt(prev) / (1 - a);
+                case "posterior_mean_coef2" -> (1 - prev) * Math.sqrt(1 - beta[i]) / (1 - a);
+                default -> throw new IllegalArgumentException(name);
+            };
+        }
+        return v;
+    }
+
+    private static MemorySegment generate(String name, long[] shape, StoredType type, long seed) {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        MemorySegment seg = MemorySegment.ofArray(new byte[Math.toIntExact(n * type.byteSize())]);
+        if (type == StoredType.I64) {
+            for (long i = 0; i < n; i++) {
+                seg.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 8, i);
+            }
+            return seg;
+        }
+        if (!name.contains(".")) {
+            double[] v = scheduleBuffer(name);
+            for (int i = 0; i < v.length; i++) {
+                type.putFloat(seg, i, (float) v[i]);
+            }
+            return seg;
+        }
+        boolean isNorm = shape.length == 1 && name.endsWith(".weight");
+        boolean isBias = shape.length == 1 && name.endsWith(".bias");
+        long fanIn = 1;
+        for (int i = 1; i < shape.length; i++) {
+            fanIn *= shape[i];
+        }
+        float scale = isBias ? 0.01f : isNorm ? 0.05f : (float) (1 / Math.sqrt(Math.max(1, fanIn)));
+        float offset = isNorm ? 1f : 0f;
+        long elements = n;
+        long base = seed * 0x9E3779B97F4A7C15L + name.hashCode();
+        int blocks = (int) ((elements + (1 << 16) - 1) >> 16);
+        IntStream.range(0, blocks).parallel().forEach(b -> {
+            SplittableRandom r = new SplittableRandom(base + b);
+            long end = Math.min(elements, ((long) b + 1) << 16);
+            for (long i = (long) b << 16; i < end; i++) {
+                type.putFloat(seg, i, offset + scale * (2 * r.nextFloat() - 1));
+            }
+        });
+        return seg;
+    }
+
+    /**
+     * Writes the checkpoint with every floating tensor as {@code floatType} (F32 for the 4 GB file
+     * people download, F16 for the 2 GB one).
+     */
+    public static void write(Path target, StoredType floatType, long seed) throws IOException {
+        Map<String, StoredTensor> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, long[]> e : shapes().entrySet()) {
+            String name = e.getKey();
+            long[] shape = e.getValue();
+            StoredType type = typeOf(name, floatType);
+            tensors.put(name, StoredTensor.lazy(type, shape, () -> generate(name, shape, type, seed)));
+        }
+        SafetensorsWriter.writeStored(target, tensors, Map.of("format", "pt", "jdiffusion.generator",
+                "sd15-random v" + GENERATOR_VERSION + " seed " + seed));
+    }
+
+    /**
+     * The checkpoint at {@code dir/sd15-random-<type>-<seed>.safetensors}, written first if it is
+     * missing or was made by another generator version.
+     */
+    public static Path cached(Path dir, StoredType floatType, long seed) throws IOException {
+        Files.createDirectories(dir);
+        Path p = dir.resolve("sd15-random-" + floatType.name().toLowerCase() + "-" + seed + ".safetensors");
+        if (Files.exists(p)) {
+            try (SafetensorsFile f = SafetensorsFile.open(p)) {
+                if (("sd15-random v" + GENERATOR_VERSION + " seed " + seed).equals(f.metadata().get("jdiffusion.generator"))) {
+                    return p;
+                }
+            } catch (IOException | RuntimeException stale) {
+                // fall through and regenerate
+            }
+        }
+        write(p, floatType, seed);
+        return p;
+    }
+}
