@@ -1,0 +1,36 @@
+package dev.jdiffusion.samplers;
+
+/** DPM-Solver-2 down to sigmaDown, then fresh noise up to the next sigma (k-diffusion {@code sample_dpm_2_ancestral}). */
+public record Dpm2Ancestral(double eta, double sNoise) implements Sampler {
+    public Dpm2Ancestral() {
+        this(1, 1);
+    }
+
+    public Dpm2Ancestral {
+        Ancestral.check(eta, sNoise);
+    }
+
+    @Override
+    public double[] sample(Denoiser model, double[] x0, double[] sigmas, NoiseSource noise, StepListener listener) {
+        Sampling.requireSchedule(sigmas);
+        double[] x = x0.clone();
+        for (int i = 0; i < sigmas.length - 1; i++) {
+            double sigma = sigmas[i];
+            double[] denoised = model.denoise(x, sigma);
+            double[] du = Sampling.ancestralStep(sigma, sigmas[i + 1], eta);
+            double down = du[0];
+            Sampling.report(listener, new Step(i, sigma, sigma, x, denoised));
+            double[] d = Vec.derivative(x, denoised, sigma);
+            if (down == 0) {
+                Vec.addScaled(x, down - sigma, d);
+            } else {
+                double mid = Math.exp((Math.log(sigma) + Math.log(down)) / 2);
+                double[] x2 = Vec.lin(1, x, mid - sigma, d);
+                double[] d2 = Vec.derivative(x2, model.denoise(x2, mid), mid);
+                Vec.addScaled(x, down - sigma, d2);
+                Vec.addScaled(x, sNoise * du[1], noise.next(sigma, sigmas[i + 1]));
+            }
+        }
+        return x;
+    }
+}

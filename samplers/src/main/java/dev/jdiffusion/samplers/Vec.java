@@ -1,0 +1,42 @@
+package dev.jdiffusion.samplers;
+
+/** The few elementwise operations sampler math needs, on flattened samples. */
+final class Vec {
+    private Vec() {
+    }
+
+    /** {@code a·x + b·y}, a new array. */
+    static double[] lin(double a, double[] x, double b, double[] y) {
+        double[] r = new double[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = a * x[i] + b * y[i];
+        }
+        return r;
+    }
+
+    /** {@code a·x + b·y + c·z}, a new array. */
+    static double[] lin(double a, double[] x, double b, double[] y, double c, double[] z) {
+        double[] r = new double[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = a * x[i] + b * y[i] + c * z[i];
+        }
+        return r;
+    }
+
+    /** {@code x += s·y} in place; returns {@code x}. */
+    static double[] addScaled(double[] x, double s, double[] y) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] += s * y[i];
+        }
+        return x;
+    }
+
+    /** The ODE derivative {@code d = (x − denoised) / sigma} (Karras et al. 2022, eq. 5 with σ(t) = t). */
+    static double[] derivative(double[] x, double[] denoised, double sigma) {
+        double[] d = new double[x.length];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = (x[i] - denoised[i]) / sigma;
+        }
+        return d;
+    }
+}

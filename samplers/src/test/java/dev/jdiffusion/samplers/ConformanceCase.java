@@ -1,0 +1,101 @@
+package dev.jdiffusion.samplers;
+
+import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
+import java.util.Map;
+
+/** One conformance case: its manifest, its data file, and helpers to read both. */
+final class ConformanceCase implements AutoCloseable {
+    final String name;
+    final Map<String, Object> manifest;
+    final SafetensorsFile data;
+
+    @SuppressWarnings("unchecked")
+    ConformanceCase(String name, Path manifest) throws IOException {
+        this.name = name;
+        this.manifest = (Map<String, Object>) Json.parse(Files.readString(manifest));
+        Path d = manifest.resolveSibling("data.safetensors");
+        this.data = Files.exists(d) ? SafetensorsFile.open(d) : null;
+    }
+
+    static Path root() {
+        return Paths.get(System.getProperty("conformance.dir", "../shared/conformance")).toAbsolutePath().normalize();
+    }
+
+    boolean has(String tensor) {
+        return data != null && data.contains(tensor);
+    }
+
+    double[] tensor(String name) {
+        return data.tensor(name).doubles();
+    }
+
+    long[] shape(String name) {
+        return data.tensor(name).shape();
+    }
+
+    /** Row {@code i} of a tensor whose first dimension indexes rows. */
+    double[] row(String name, int i) {
+        double[] all = tensor(name);
+        int rows = (int) shape(name)[0];
+        int len = all.length / rows;
+        return java.util.Arrays.copyOfRange(all, i * len, (i + 1) * len);
+    }
+
+    int rows(String name) {
+        return (int) shape(name)[0];
+    }
+
+    @SuppressWarnings("unchecked")
+    Map<String, Object> map(String... path) {
+        Object o = manifest;
+        for (String p : path) {
+            o = ((Map<String, Object>) o).get(p);
+        }
+        return (Map<String, Object>) o;
+    }
+
+    static double num(Object o) {
+        if (o instanceof Number n) {
+            return n.doubleValue();
+        }
+        if (o instanceof Json.BigNumber b) {
+            return Double.parseDouble(b.text());
+        }
+        if (o instanceof String s) {
+            return switch (s) {
+                case "inf" -> Double.POSITIVE_INFINITY;
+                case "-inf" -> Double.NEGATIVE_INFINITY;
+                case "nan" -> Double.NaN;
+                default -> Double.parseDouble(s);
+            };
+        }
+        throw new IllegalArgumentException("not a number: " + o);
+    }
+
+    static double num(Map<String, Object> m, String key, double fallback) {
+        return m.containsKey(key) ? num(m.get(key)) : fallback;
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> asMap(Object o) {
+        return (Map<String, Object>) o;
+    }
+
+    @SuppressWarnings("unchecked")
+    static List<Object> list(Object o) {
+        return (List<Object>) o;
+    }
+
+    @Override
+    public void close() {
+        if (data != null) {
+            data.close();
+        }
+    }
+}
