@@ -38,7 +38,7 @@ public record DpmFast(double eta, double sNoise) implements Sampler {
         double tStart = t(sigmaMax);
         double tEnd = t(sigmaMin);
         int m = nfe / 3 + 1;
-        double[] ts = DpmSolver.linspace(tStart, tEnd, m + 1);
+        double[] ts = Schedules.linspace(tStart, tEnd, m + 1);
         // orders [3, …, 3, 2, 1] when nfe is a multiple of 3, else [3, …, 3, nfe % 3]
         int[] orders = new int[m];
         java.util.Arrays.fill(orders, 3);

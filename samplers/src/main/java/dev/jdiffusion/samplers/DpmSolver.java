@@ -78,18 +78,4 @@ final class DpmSolver {
         double su = Math.sqrt(sigma(tNext) * sigma(tNext) - sigma(to) * sigma(to));
         return new double[] {to, su};
     }
-
-    /** torch.linspace(a, b, n): symmetric from both ends, as the reference computes it. */
-    static double[] linspace(double a, double b, int n) {
-        double[] r = new double[n];
-        if (n == 1) {
-            r[0] = a;
-            return r;
-        }
-        double step = (b - a) / (n - 1);
-        for (int i = 0; i < n; i++) {
-            r[i] = i < n / 2 ? a + i * step : b - (n - 1 - i) * step;
-        }
-        return r;
-    }
 }

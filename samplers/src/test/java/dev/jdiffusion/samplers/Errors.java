@@ -2,6 +2,8 @@ package dev.jdiffusion.samplers;
 
 /** The conformance metrics: relative L2 error and maximum absolute error, with the worst seen so far. */
 final class Errors {
+    /** The name printed for {@link #worstRel}. */
+    String relName = "rel_l2_err";
     double worstRel;
     double worstAbs;
     String worstWhat = "";

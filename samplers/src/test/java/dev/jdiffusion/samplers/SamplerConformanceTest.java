@@ -50,16 +50,26 @@ class SamplerConformanceTest {
             Errors e = new Errors();
             switch (kind) {
                 case "kdiffusion_sampler" -> KDiffusionCases.run(c, e);
-                default -> {
-                    System.out.println("conformance " + rel + " SKIP kind=" + kind + " (no runner yet)");
-                    Assumptions.abort("no runner for kind " + kind + " yet");
+                case "schedule_set" -> {
+                    if (!ScheduleCases.handles(c)) {
+                        notYet(rel, kind);
+                    }
+                    ScheduleCases.run(c, e);
                 }
+                case "rng_torch_cpu" -> RngCases.run(c, e, false);
+                case "rng_philox_a1111" -> RngCases.run(c, e, true);
+                default -> notYet(rel, kind);
             }
             boolean pass = e.passed();
-            System.out.printf("conformance %s %s rel_l2_err=%.3g max_abs_err=%.3g%n", rel, pass ? "PASS" : "FAIL",
+            System.out.printf("conformance %s %s %s=%.3g max_abs_err=%.3g%n", rel, pass ? "PASS" : "FAIL", e.relName,
                     e.worstRel, e.worstAbs);
             assertTrue(pass, rel + ": " + e.failures);
         }
+    }
+
+    private static void notYet(String rel, String kind) {
+        System.out.println("conformance " + rel + " SKIP kind=" + kind + " (no runner yet)");
+        Assumptions.abort("no runner for " + rel + " (kind " + kind + ") yet");
     }
 
     /** Replays stored noise: the k-th draw returns noise[k] (zeros when the case stored none), and records the call. */

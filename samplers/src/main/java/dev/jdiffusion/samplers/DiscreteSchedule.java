@@ -1,0 +1,144 @@
+package dev.jdiffusion.samplers;
+
+/**
+ * A model's own discrete DDPM schedule: {@code alphasCumprod[t]} for timesteps t = 0..T−1, the
+ * matching sigmas sigma_t = sqrt((1 − ᾱ_t)/ᾱ_t), and the conversions between sigma and a real
+ * timestep by linear interpolation in log sigma (k-diffusion {@code DiscreteSchedule}).
+ */
+public final class DiscreteSchedule {
+    private final double[] alphasCumprod;
+    private final double[] sigmas;
+    private final double[] logSigmas;
+
+    private DiscreteSchedule(double[] alphasCumprod) {
+        if (alphasCumprod.length < 2) {
+            throw new IllegalArgumentException("a discrete schedule needs at least 2 timesteps, got " + alphasCumprod.length);
+        }
+        this.alphasCumprod = alphasCumprod.clone();
+        this.sigmas = new double[alphasCumprod.length];
+        this.logSigmas = new double[alphasCumprod.length];
+        for (int t = 0; t < sigmas.length; t++) {
+            double a = alphasCumprod[t];
+            if (!(a > 0 && a < 1)) {
+                throw new IllegalArgumentException("alphas_cumprod[" + t + "] = " + a + " is not in (0, 1)");
+            }
+            if (t > 0 && !(a < alphasCumprod[t - 1])) {
+                throw new IllegalArgumentException("alphas_cumprod must decrease; it does not at timestep " + t);
+            }
+            sigmas[t] = Math.sqrt((1 - a) / a);
+            logSigmas[t] = Math.log(sigmas[t]);
+        }
+    }
+
+    public static DiscreteSchedule of(double[] alphasCumprod) {
+        return new DiscreteSchedule(alphasCumprod);
+    }
+
+    /** Betas linear in sqrt(beta) ("linear" in CompVis, "scaled_linear" in diffusers): SD 1.x, 2.x and XL use 0.00085 to 0.012 over 1000 steps. */
+    public static double[] scaledLinearBetas(int timesteps, double start, double end) {
+        double[] r = Schedules.linspace(Math.sqrt(start), Math.sqrt(end), timesteps);
+        for (int i = 0; i < r.length; i++) {
+            r[i] = r[i] * r[i];
+        }
+        return r;
+    }
+
+    /** cumprod(1 − beta). */
+    public static double[] alphasCumprod(double[] betas) {
+        double[] a = new double[betas.length];
+        double p = 1;
+        for (int i = 0; i < a.length; i++) {
+            p *= 1 - betas[i];
+            a[i] = p;
+        }
+        return a;
+    }
+
+    /** Stable Diffusion's training schedule, in float64. */
+    public static DiscreteSchedule stableDiffusion() {
+        return of(alphasCumprod(scaledLinearBetas(1000, 0.00085, 0.012)));
+    }
+
+    /** The same schedule rounded to float32, as LatentDiffusion stores it and A1111/ComfyUI see it. */
+    public static DiscreteSchedule stableDiffusionFloat32() {
+        double[] a = alphasCumprod(scaledLinearBetas(1000, 0.00085, 0.012));
+        for (int i = 0; i < a.length; i++) {
+            a[i] = (float) a[i];
+        }
+        return of(a);
+    }
+
+    public int timesteps() {
+        return sigmas.length;
+    }
+
+    public double[] alphasCumprod() {
+        return alphasCumprod.clone();
+    }
+
+    /** sigma_t for every integer timestep t. */
+    public double[] sigmas() {
+        return sigmas.clone();
+    }
+
+    public double sigmaMin() {
+        return sigmas[0];
+    }
+
+    public double sigmaMax() {
+        return sigmas[sigmas.length - 1];
+    }
+
+    /** The real timestep of a sigma: linear interpolation in log sigma between table neighbours, clamped to [0, T−1]. */
+    public double sigmaToT(double sigma) {
+        double logSigma = Math.log(sigma);
+        int count = 0;
+        for (double l : logSigmas) {
+            if (logSigma - l >= 0) {
+                count++;
+            }
+        }
+        int low = Math.min(Math.max(count - 1, 0), logSigmas.length - 2);
+        double lo = logSigmas[low];
+        double hi = logSigmas[low + 1];
+        double w = Math.min(1, Math.max(0, (lo - logSigma) / (lo - hi)));
+        return (1 - w) * low + w * (low + 1);
+    }
+
+    /** The integer timestep whose sigma is nearest in log sigma (the first on a tie). */
+    public int sigmaToTQuantized(double sigma) {
+        double logSigma = Math.log(sigma);
+        int best = 0;
+        for (int t = 1; t < logSigmas.length; t++) {
+            if (Math.abs(logSigma - logSigmas[t]) < Math.abs(logSigma - logSigmas[best])) {
+                best = t;
+            }
+        }
+        return best;
+    }
+
+    /** The sigma of a real timestep: t is rounded to float32 first (as the reference's {@code t.float()}), then log sigma is interpolated. */
+    public double tToSigma(double t) {
+        float tf = (float) t;
+        if (!(tf >= 0 && tf <= timesteps() - 1)) {
+            throw new IllegalArgumentException("timestep " + t + " is outside [0, " + (timesteps() - 1) + "]");
+        }
+        int low = (int) Math.floor(tf);
+        int high = (int) Math.ceil(tf);
+        double w = tf - (float) Math.floor(tf);
+        return Math.exp((1 - w) * logSigmas[low] + w * logSigmas[high]);
+    }
+
+    /** n sigmas at timesteps evenly spaced from T−1 down to 0, then 0: A1111's "Automatic"/"Uniform", k-diffusion {@code get_sigmas}. */
+    public double[] uniform(int n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("a schedule needs at least 1 step, got " + n);
+        }
+        double[] t = Schedules.linspace(timesteps() - 1, 0, n);
+        double[] s = new double[n + 1];
+        for (int i = 0; i < n; i++) {
+            s[i] = tToSigma(t[i]);
+        }
+        return s;
+    }
+}
