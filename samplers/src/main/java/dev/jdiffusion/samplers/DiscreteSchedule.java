@@ -141,4 +141,39 @@ public final class DiscreteSchedule {
         }
         return s;
     }
+
+    /**
+     * CompVis DDIM's "uniform" timesteps for S steps: 1, c+1, 2c+1, … below T with c = T // S (so
+     * S = 30 gives 31 of them), ascending.
+     */
+    public int[] ddimTimesteps(int steps) {
+        if (steps < 1 || steps > timesteps()) {
+            throw new IllegalArgumentException("DDIM steps must be 1.." + timesteps() + ", got " + steps);
+        }
+        int c = timesteps() / steps;
+        int n = (timesteps() + c - 1) / c;
+        int[] ts = new int[n];
+        for (int i = 0; i < n; i++) {
+            ts[i] = i * c + 1;
+        }
+        if (ts[n - 1] >= timesteps()) {
+            throw new IllegalArgumentException("DDIM with " + steps + " steps would need timestep " + ts[n - 1]
+                    + ", beyond the model's " + timesteps());
+        }
+        return ts;
+    }
+
+    /**
+     * The sigmas CompVis DDIM and PLMS step through: those of {@link #ddimTimesteps} from the largest
+     * down, then that of timestep 0 (the reference ends at t = 0, not at a clean sample).
+     */
+    public double[] ddimSigmas(int steps) {
+        int[] ts = ddimTimesteps(steps);
+        double[] s = new double[ts.length + 1];
+        for (int i = 0; i < ts.length; i++) {
+            s[i] = sigmas[ts[ts.length - 1 - i]];
+        }
+        s[ts.length] = sigmas[0];
+        return s;
+    }
 }
