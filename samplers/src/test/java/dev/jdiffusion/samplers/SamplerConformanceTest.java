@@ -58,6 +58,7 @@ class SamplerConformanceTest {
                 }
                 case "compvis_ddim" -> CompVisCases.run(c, e, false);
                 case "compvis_plms" -> CompVisCases.run(c, e, true);
+                case "a1111_unipc" -> UniPcCases.run(c, e);
                 case "rng_torch_cpu" -> RngCases.run(c, e, false);
                 case "rng_philox_a1111" -> RngCases.run(c, e, true);
                 default -> notYet(rel, kind);
