@@ -1,0 +1,34 @@
+package dev.jdiffusion.samplers;
+
+/**
+ * Classifier-free guidance (Ho & Salimans 2022): denoised = uncond + scale·(cond − uncond), with
+ * cond and uncond from one batch of two model evaluations.
+ */
+public record CfgDenoiser(PairedDenoiser model, double scale) implements Denoiser {
+    public CfgDenoiser {
+        if (model == null) {
+            throw new IllegalArgumentException("CFG needs a model");
+        }
+        if (!Double.isFinite(scale)) {
+            throw new IllegalArgumentException("CFG scale must be a finite number, got " + scale);
+        }
+    }
+
+    @Override
+    public double[] denoise(double[] x, double sigma) {
+        int n = x.length;
+        double[] pair = new double[2 * n];
+        System.arraycopy(x, 0, pair, 0, n);
+        System.arraycopy(x, 0, pair, n, n);
+        double[] both = model.denoisePair(pair, sigma);
+        if (both.length != 2 * n) {
+            throw new IllegalStateException("the model returned " + both.length + " values for a pair of " + n);
+        }
+        double[] out = new double[n];
+        for (int i = 0; i < n; i++) {
+            double uncond = both[i];
+            out[i] = uncond + scale * (both[n + i] - uncond);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,117 @@
+package dev.jdiffusion.samplers;
+
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * Samplers by the names users type: AUTOMATIC1111's display names ("DPM++ 2M SDE Heun", "Euler a"),
+ * ComfyUI's names ({@code dpmpp_2m_sde_gpu}, {@code euler_ancestral}) and the old combined A1111
+ * names that still sit in many PNG files ("DPM++ 2M Karras", "LMS Karras"), which also name a
+ * schedule. Where the tools differ in a detail (when churn noise is drawn, LMS's last step), the
+ * name decides which tool's behaviour is reproduced.
+ */
+public final class SamplerNames {
+    /** A resolved name: the sampler, the schedule the name implies (null: the caller's choice), and
+     * whether the tool drops the second-to-last sigma of the schedule for this sampler. */
+    public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma) {
+    }
+
+    private record Entry(Supplier<Sampler> sampler, boolean discardPenultimate) {
+    }
+
+    private static final Map<String, Entry> A1111 = new LinkedHashMap<>();
+    private static final Map<String, Entry> COMFY = new LinkedHashMap<>();
+
+    static {
+        // AUTOMATIC1111 (k-diffusion underneath: churn noise drawn every step, LMS integrates the last step)
+        a1111("Euler", Euler::new, false);
+        a1111("Euler a", EulerAncestral::new, false);
+        a1111("LMS", () -> new Lms(4, false), false);
+        a1111("Heun", Heun::new, false);
+        a1111("DPM2", Dpm2::new, true);
+        a1111("DPM2 a", Dpm2Ancestral::new, true);
+        a1111("DPM++ 2S a", DpmPp2sAncestral::new, false);
+        a1111("DPM++ 2M", DpmPp2m::new, false);
+        a1111("DPM++ SDE", DpmPpSde::new, false);
+        a1111("DPM++ 2M SDE", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), false);
+        a1111("DPM++ 2M SDE Heun", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), false);
+        a1111("DPM++ 3M SDE", DpmPp3mSde::new, true);
+        a1111("DPM fast", DpmFast::new, false);
+        a1111("DPM adaptive", DpmAdaptive::new, false);
+        a1111("DDIM", () -> new Ddim(0), false);
+        a1111("PLMS", Plms::new, false);
+        a1111("UniPC", UniPc::new, false);
+        // ComfyUI (its copy of k-diffusion: churn noise only when used, LMS ends on the denoised estimate)
+        Churn comfyChurn = Churn.NONE.drawnOnlyWhenUsed();
+        comfy("euler", () -> new Euler(comfyChurn), false);
+        comfy("euler_ancestral", EulerAncestral::new, false);
+        comfy("heun", () -> new Heun(comfyChurn), false);
+        comfy("dpm_2", () -> new Dpm2(comfyChurn), true);
+        comfy("dpm_2_ancestral", Dpm2Ancestral::new, true);
+        comfy("lms", () -> new Lms(4, true), false);
+        comfy("dpm_fast", DpmFast::new, false);
+        comfy("dpm_adaptive", DpmAdaptive::new, false);
+        comfy("dpmpp_2s_ancestral", DpmPp2sAncestral::new, false);
+        comfy("dpmpp_sde", DpmPpSde::new, false);
+        comfy("dpmpp_sde_gpu", DpmPpSde::new, false);
+        comfy("dpmpp_2m", DpmPp2m::new, false);
+        comfy("dpmpp_2m_sde", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), false);
+        comfy("dpmpp_2m_sde_gpu", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), false);
+        comfy("dpmpp_2m_sde_heun", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), false);
+        comfy("dpmpp_2m_sde_heun_gpu", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), false);
+        comfy("dpmpp_3m_sde", DpmPp3mSde::new, false);
+        comfy("dpmpp_3m_sde_gpu", DpmPp3mSde::new, false);
+        comfy("ddim", () -> new Euler(comfyChurn), false);
+    }
+
+    private SamplerNames() {
+    }
+
+    private static void a1111(String name, Supplier<Sampler> s, boolean discard) {
+        A1111.put(name, new Entry(s, discard));
+    }
+
+    private static void comfy(String name, Supplier<Sampler> s, boolean discard) {
+        COMFY.put(name, new Entry(s, discard));
+    }
+
+    /** Every name this resolves (A1111's, then ComfyUI's), without the combined ones. */
+    public static java.util.List<String> names() {
+        java.util.List<String> all = new java.util.ArrayList<>(A1111.keySet());
+        all.addAll(COMFY.keySet());
+        return all;
+    }
+
+    /**
+     * Resolves a sampler name. A1111 names match ignoring case; a trailing " Karras" or
+     * " Exponential" (the old combined names) selects that schedule; ComfyUI names match exactly.
+     */
+    public static Resolved resolve(String name) {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("no sampler name given");
+        }
+        String n = name.strip();
+        Entry comfy = COMFY.get(n);
+        if (comfy != null) {
+            return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate());
+        }
+        String schedule = null;
+        String base = n;
+        for (String suffix : new String[] {" Karras", " Exponential"}) {
+            if (n.toLowerCase(Locale.ROOT).endsWith(suffix.toLowerCase(Locale.ROOT))) {
+                schedule = suffix.strip();
+                base = n.substring(0, n.length() - suffix.length());
+                break;
+            }
+        }
+        for (Map.Entry<String, Entry> e : A1111.entrySet()) {
+            if (e.getKey().equalsIgnoreCase(base)) {
+                return new Resolved(e.getKey(), e.getValue().sampler().get(), schedule, e.getValue().discardPenultimate());
+            }
+        }
+        throw new IllegalArgumentException("unknown sampler \"" + name + "\"; known: " + String.join(", ", names())
+                + " (A1111 names may end in \" Karras\" or \" Exponential\")");
+    }
+}

@@ -1,0 +1,156 @@
+package dev.jdiffusion.samplers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class SamplerApiTest {
+    private static final double[] MU = {0.3, -0.2, 0.5, 0.0};
+    private static final ToyDenoiser TOY = ToyDenoiser.gaussian(MU, 0.5);
+
+    @Test
+    void namesOfBothToolsAndTheOldCombinedNamesResolve() {
+        SamplerNames.Resolved r = SamplerNames.resolve("DPM++ 2M Karras");
+        assertInstanceOf(DpmPp2m.class, r.sampler());
+        assertEquals("Karras", r.schedule());
+        r = SamplerNames.resolve("DPM++ 2M SDE Heun Exponential");
+        assertEquals(new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), r.sampler());
+        assertEquals("Exponential", r.schedule());
+        r = SamplerNames.resolve("lms karras");
+        assertEquals(new Lms(4, false), r.sampler());
+        assertEquals("Karras", r.schedule());
+        assertEquals(new Lms(4, true), SamplerNames.resolve("lms").sampler(), "ComfyUI's LMS ends on the denoised estimate");
+        r = SamplerNames.resolve("Euler a");
+        assertInstanceOf(EulerAncestral.class, r.sampler());
+        assertNull(r.schedule());
+        assertEquals(new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), SamplerNames.resolve("dpmpp_2m_sde_gpu").sampler());
+        assertTrue(SamplerNames.resolve("DPM2 a").discardPenultimateSigma());
+        assertTrue(SamplerNames.resolve("DPM++ 3M SDE").discardPenultimateSigma());
+        assertEquals(false, SamplerNames.resolve("dpmpp_3m_sde").discardPenultimateSigma());
+        assertEquals(false, ((Euler) SamplerNames.resolve("euler").sampler()).churn().drawEveryStep());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SamplerNames.resolve("Euler b"));
+        assertTrue(e.getMessage().contains("Euler b") && e.getMessage().contains("DPM++ 2M"), e.getMessage());
+    }
+
+    @Test
+    void namedSchedulesSpanTheModelsSigmasAndCanDropThePenultimateSigma() {
+        DiscreteSchedule sd = DiscreteSchedule.stableDiffusion();
+        double[] k = ScheduleNames.sigmas("Karras", sd, 10, false);
+        assertEquals(11, k.length);
+        assertEquals(sd.sigmaMax(), k[0], 1e-12);
+        assertEquals(sd.sigmaMin(), k[9], 1e-12);
+        assertEquals(0, k[10]);
+        double[] full = ScheduleNames.sigmas("karras", sd, 11, false);
+        double[] dropped = ScheduleNames.sigmas("Karras", sd, 10, true);
+        assertEquals(11, dropped.length);
+        assertArrayEquals(java.util.Arrays.copyOf(full, 10), java.util.Arrays.copyOf(dropped, 10));
+        assertEquals(0, dropped[10]);
+        assertArrayEquals(sd.uniform(20), ScheduleNames.sigmas("Automatic", sd, 20, false));
+        assertThrows(IllegalArgumentException.class, () -> ScheduleNames.sigmas("Karras", sd, 0, false));
+        assertThrows(IllegalArgumentException.class, () -> ScheduleNames.sigmas("Fibonacci", sd, 10, false));
+    }
+
+    @Test
+    void epsAndVModelsGiveTheSameDenoiserAsTheDataTheyWereMadeFrom() {
+        DiscreteSchedule sd = DiscreteSchedule.stableDiffusion();
+        // an eps and a v network that know the toy's exact posterior, written from their textbook definitions
+        DiffusionModel eps = (scaled, t) -> {
+            double sigma = sd.tToSigma(t);
+            double[] z = new double[scaled.length];
+            for (int i = 0; i < z.length; i++) {
+                z[i] = scaled[i] * Math.sqrt(sigma * sigma + 1);
+            }
+            double[] x0 = TOY.denoise(z, sigma);
+            double[] e = new double[z.length];
+            for (int i = 0; i < z.length; i++) {
+                e[i] = (z[i] - x0[i]) / sigma;
+            }
+            return e;
+        };
+        DiffusionModel v = (scaled, t) -> {
+            double sigma = sd.tToSigma(t);
+            double alpha = 1 / Math.sqrt(1 + sigma * sigma);
+            double sigmaVp = sigma * alpha;
+            double[] e = eps.apply(scaled, t);
+            double[] z = new double[scaled.length];
+            for (int i = 0; i < z.length; i++) {
+                z[i] = scaled[i] / alpha;
+            }
+            double[] x0 = TOY.denoise(z, sigma);
+            double[] out = new double[z.length];
+            for (int i = 0; i < z.length; i++) {
+                out[i] = alpha * e[i] - sigmaVp * x0[i]; // v = α·eps − σ·x0
+            }
+            return out;
+        };
+        double[] x = {3.0, -1.0, 0.25, 7.5};
+        // sigmas of the table, whose timesteps are whole numbers, so the network sees exactly this sigma
+        for (int t : new int[] {999, 500, 137, 0}) {
+            double sigma = sd.sigmas()[t];
+            double[] want = TOY.denoise(x, sigma);
+            assertArrayEquals(want, new DiscreteDenoiser(eps, sd, DiffusionModel.Parameterization.EPSILON).denoise(x, sigma),
+                    1e-9);
+            assertArrayEquals(want, new DiscreteDenoiser(v, sd, DiffusionModel.Parameterization.V_PREDICTION)
+                    .denoise(x, sigma), 1e-9);
+        }
+    }
+
+    @Test
+    void guidanceEvaluatesBothPromptsAsOneBatchAndExtrapolates() {
+        List<Integer> batchSizes = new ArrayList<>();
+        PairedDenoiser pair = (xx, sigma) -> {
+            batchSizes.add(xx.length);
+            double[] out = new double[xx.length];
+            for (int i = 0; i < xx.length / 2; i++) {
+                out[i] = 1.0;                       // uncond
+                out[xx.length / 2 + i] = 3.0 + i;   // cond
+            }
+            return out;
+        };
+        double[] d = new CfgDenoiser(pair, 7.5).denoise(new double[] {0, 0, 0}, 1.0);
+        assertArrayEquals(new double[] {1 + 7.5 * 2, 1 + 7.5 * 3, 1 + 7.5 * 4}, d, 1e-12);
+        assertEquals(List.of(6), batchSizes);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new CfgDenoiser(pair, Double.NaN));
+        assertTrue(e.getMessage().contains("CFG scale"), e.getMessage());
+    }
+
+    @Test
+    void aListenerSeesEveryStepAndCanCancel() {
+        double[] sigmas = Schedules.karras(10, 0.03, 14.6, 7);
+        List<Integer> seen = new ArrayList<>();
+        SamplingCancelledException e = assertThrows(SamplingCancelledException.class, () -> new DpmPp2m().sample(TOY,
+                new double[] {1, 2, 3, 4}, sigmas, (a, b) -> new double[4], step -> {
+                    seen.add(step.index());
+                    return step.index() < 3;
+                }));
+        assertEquals(3, e.step());
+        assertEquals(List.of(0, 1, 2, 3), seen);
+    }
+
+    @Test
+    void badSchedulesAndParametersGetClearErrors() {
+        double[] x = {1, 2, 3, 4};
+        NoiseSource none = (a, b) -> new double[4];
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new Euler().sample(TOY, x, new double[] {14.6, Double.NaN, 0}, none, StepListener.NONE));
+        assertTrue(e.getMessage().contains("sigma 1"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new Euler().sample(TOY, x, new double[] {1}, none, StepListener.NONE));
+        assertThrows(IllegalArgumentException.class, () -> new EulerAncestral(-1, 1));
+        assertThrows(IllegalArgumentException.class, () -> new Lms(0, false));
+        assertThrows(IllegalArgumentException.class, () -> new DpmAdaptive(4, 0.05, 0.0078, 0.05, 0, 1, 0, 0.81, 0, 1));
+        assertThrows(IllegalArgumentException.class, () -> new UniPc().sample(TOY, x, Schedules.karras(5, 0.03, 14.6, 7),
+                none, StepListener.NONE), "UniPC cannot step to sigma 0");
+        assertThrows(IllegalArgumentException.class, () -> DiscreteSchedule.of(new double[] {0.9, 0.95}));
+        assertThrows(IllegalArgumentException.class, () -> DiscreteSchedule.stableDiffusion().ddimTimesteps(1000));
+        double[] before = x.clone();
+        new Heun().sample(TOY, x, Schedules.karras(4, 0.03, 14.6, 7), none, StepListener.NONE);
+        assertArrayEquals(before, x, "the input is not modified");
+    }
+}
