@@ -22,12 +22,17 @@ public record Dpm2(Churn churn) implements Sampler {
             if (next == 0) {
                 Vec.addScaled(x, next - sigmaHat, d);
             } else {
-                double mid = Math.exp((Math.log(sigmaHat) + Math.log(next)) / 2);
-                double[] x2 = Vec.lin(1, x, mid - sigmaHat, d);
-                double[] d2 = Vec.derivative(x2, model.denoise(x2, mid), mid);
-                Vec.addScaled(x, next - sigmaHat, d2);
+                midpointStep(model, x, d, sigmaHat, next);
             }
         }
         return x;
+    }
+
+    /** The DPM-Solver-2 step from sigma to next on x in place: the derivative taken at the log-sigma midpoint. */
+    static void midpointStep(Denoiser model, double[] x, double[] d, double sigma, double next) {
+        double mid = Math.exp((Math.log(sigma) + Math.log(next)) / 2);
+        double[] x2 = Vec.lin(1, x, mid - sigma, d);
+        double[] d2 = Vec.derivative(x2, model.denoise(x2, mid), mid);
+        Vec.addScaled(x, next - sigma, d2);
     }
 }

@@ -24,10 +24,7 @@ public record Dpm2Ancestral(double eta, double sNoise) implements Sampler {
             if (down == 0) {
                 Vec.addScaled(x, down - sigma, d);
             } else {
-                double mid = Math.exp((Math.log(sigma) + Math.log(down)) / 2);
-                double[] x2 = Vec.lin(1, x, mid - sigma, d);
-                double[] d2 = Vec.derivative(x2, model.denoise(x2, mid), mid);
-                Vec.addScaled(x, down - sigma, d2);
+                Dpm2.midpointStep(model, x, d, sigma, down);
                 Vec.addScaled(x, sNoise * du[1], noise.next(sigma, sigmas[i + 1]));
             }
         }

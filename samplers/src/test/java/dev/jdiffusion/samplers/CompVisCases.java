@@ -44,18 +44,18 @@ final class CompVisCases {
         SamplerConformanceTest.CountingDenoiser model =
                 new SamplerConformanceTest.CountingDenoiser(ToyDenoiser.of(c, c.map("denoiser"), "toy."));
         double[] xT = c.tensor("x_T");
-        double[] x = scale(xT, Math.sqrt(1 + sigmas[0] * sigmas[0]));
+        double[] x = ConformanceCase.scale(xT, Math.sqrt(1 + sigmas[0] * sigmas[0]));
         SamplerConformanceTest.StoredNoise noise = new SamplerConformanceTest.StoredNoise(c, x.length);
         SamplerConformanceTest.Recorder rec = new SamplerConformanceTest.Recorder();
         Sampler sampler = plms ? new Plms() : new Ddim(eta);
         double[] out = sampler.sample(model, x, sigmas, noise, rec);
-        e.compare("x_final", scale(out, 1 / Math.sqrt(1 + sigmas[n] * sigmas[n])), c.tensor("x_final"), rel, abs);
+        e.compare("x_final", ConformanceCase.scale(out, 1 / Math.sqrt(1 + sigmas[n] * sigmas[n])), c.tensor("x_final"), rel, abs);
         e.check(rec.steps.size() == c.rows("steps.x"), "steps: got " + rec.steps.size() + ", expected " + c.rows("steps.x"));
         for (int i = 0; i < Math.min(rec.steps.size(), c.rows("steps.x")); i++) {
             // the reference records x after step i, which is the next step's start (or the result)
             double[] after = i + 1 < rec.steps.size() ? rec.steps.get(i + 1).x() : out;
             double next = sigmas[i + 1];
-            e.compare("steps.x[" + i + "]", scale(after, 1 / Math.sqrt(1 + next * next)), c.row("steps.x", i), rel, abs);
+            e.compare("steps.x[" + i + "]", ConformanceCase.scale(after, 1 / Math.sqrt(1 + next * next)), c.row("steps.x", i), rel, abs);
             e.compare("steps.pred_x0[" + i + "]", rec.steps.get(i).denoised(), c.row("steps.pred_x0", i), rel, abs);
         }
         double[] calledT = model.sigmas.stream().mapToDouble(schedule::sigmaToT).toArray();
@@ -65,13 +65,5 @@ final class CompVisCases {
             e.compare("model_calls.t", calledT, refT, rel, 1e-6);
         }
         SamplerConformanceTest.compareNoiseCalls(c, e, noise);
-    }
-
-    private static double[] scale(double[] v, double s) {
-        double[] r = new double[v.length];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = v[i] * s;
-        }
-        return r;
     }
 }

@@ -82,6 +82,15 @@ final class ConformanceCase implements AutoCloseable {
         return m.containsKey(key) ? num(m.get(key)) : fallback;
     }
 
+    /** v·s, a new array (the reference's x_t and the samplers' x/√ᾱ differ by such a factor). */
+    static double[] scale(double[] v, double s) {
+        double[] r = new double[v.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = v[i] * s;
+        }
+        return r;
+    }
+
     @SuppressWarnings("unchecked")
     static Map<String, Object> asMap(Object o) {
         return (Map<String, Object>) o;

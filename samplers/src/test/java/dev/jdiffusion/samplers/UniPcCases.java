@@ -27,18 +27,20 @@ final class UniPcCases {
         double[] sigmas = UniPc.a1111Sigmas(schedule, steps, skip);
         SamplerConformanceTest.CountingDenoiser model =
                 new SamplerConformanceTest.CountingDenoiser(ToyDenoiser.of(c, c.map("denoiser"), "toy."));
-        double[] x = scale(c.tensor("x_T"), Math.sqrt(1 + sigmas[0] * sigmas[0]));
+        double[] x = ConformanceCase.scale(c.tensor("x_T"), Math.sqrt(1 + sigmas[0] * sigmas[0]));
         SamplerConformanceTest.Recorder rec = new SamplerConformanceTest.Recorder();
         UniPc sampler = new UniPc((int) num(call.get("order")), variant, Boolean.TRUE.equals(call.get("lower_order_final")));
         double[] out = sampler.sample(model, x, sigmas, (a, b) -> {
             throw new AssertionError("UniPC draws no noise");
         }, rec);
-        e.compare("x_final", scale(out, 1 / Math.sqrt(1 + sigmas[steps] * sigmas[steps])), c.tensor("x_final"), rel, abs);
+        double end = sigmas[steps];
+        e.compare("x_final", ConformanceCase.scale(out, 1 / Math.sqrt(1 + end * end)), c.tensor("x_final"), rel, abs);
         e.check(rec.steps.size() == c.rows("steps.x"), "steps: got " + rec.steps.size() + ", expected " + c.rows("steps.x"));
         for (int i = 0; i < Math.min(rec.steps.size(), c.rows("steps.x")); i++) {
             double[] after = i + 1 < rec.steps.size() ? rec.steps.get(i + 1).x() : out;
             double s = sigmas[i + 1];
-            e.compare("steps.x[" + i + "]", scale(after, 1 / Math.sqrt(1 + s * s)), c.row("steps.x", i), rel, abs);
+            e.compare("steps.x[" + i + "]", ConformanceCase.scale(after, 1 / Math.sqrt(1 + s * s)), c.row("steps.x", i),
+                    rel, abs);
         }
         UniPc.VpTime vp = new UniPc.VpTime(schedule.alphasCumprod());
         int n = schedule.timesteps();
@@ -48,13 +50,5 @@ final class UniPcCases {
         if (tau.length == ref.length) {
             e.compare("model_calls.tau", tau, ref, rel, 1e-6);
         }
-    }
-
-    private static double[] scale(double[] v, double s) {
-        double[] r = new double[v.length];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = v[i] * s;
-        }
-        return r;
     }
 }
