@@ -4,6 +4,7 @@ import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.checkpoint.StoredType;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsWriter;
+import dev.jdiffusion.samplers.DiscreteSchedule;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -28,7 +29,7 @@ public final class Sd15Checkpoint {
     public static final String VAE = "first_stage_model.";
     public static final String CLIP = "cond_stage_model.transformer.text_model.";
     /** Bumped whenever the generated content changes, so cached files are regenerated. */
-    static final String GENERATOR_VERSION = "1";
+    static final String GENERATOR_VERSION = "2";
 
     private Sd15Checkpoint() {
     }
@@ -253,25 +254,13 @@ public final class Sd15Checkpoint {
 
     /** SD 1.5's training schedule: betas linear in √β from 0.00085 to 0.012 over 1000 steps. */
     static double[] betas() {
-        double[] b = new double[1000];
-        double lo = Math.sqrt(0.00085);
-        double hi = Math.sqrt(0.012);
-        for (int i = 0; i < b.length; i++) {
-            double s = lo + (hi - lo) * i / 999.0;
-            b[i] = s * s;
-        }
-        return b;
+        return DiscreteSchedule.scaledLinearBetas(1000, 0.00085, 0.012);
     }
 
     private static double[] scheduleBuffer(String name) {
         double[] beta = betas();
         int n = beta.length;
-        double[] ac = new double[n];
-        double prod = 1;
-        for (int i = 0; i < n; i++) {
-            prod *= 1 - beta[i];
-            ac[i] = prod;
-        }
+        double[] ac = DiscreteSchedule.alphasCumprod(beta);
         double[] v = new double[n];
         for (int i = 0; i < n; i++) {
             double a = ac[i];

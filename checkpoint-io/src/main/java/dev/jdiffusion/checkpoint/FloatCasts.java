@@ -27,17 +27,21 @@ final class FloatCasts {
     private FloatCasts() {
     }
 
-    /** Whether work on these segments may be spread over threads: large enough, and no segment is thread-confined. */
-    private static boolean parallel(long size, MemorySegment... segments) {
+    /**
+     * Task indices 0..tasks−1, spread over threads when the work ({@code size} elements or bytes) is
+     * large enough and no segment is confined to its creating thread.
+     */
+    private static LongStream tasks(long tasks, long size, MemorySegment... segments) {
+        LongStream range = LongStream.range(0, tasks);
         if (size < PARALLEL_FROM) {
-            return false;
+            return range;
         }
         for (MemorySegment s : segments) {
             if (!s.isAccessibleBy(ANOTHER_THREAD)) {
-                return false;
+                return range;
             }
         }
-        return true;
+        return range.parallel();
     }
 
     static boolean handles(StoredType from, StoredType to) {
@@ -50,12 +54,7 @@ final class FloatCasts {
 
     /** Converts {@code n} elements of {@code in} (type {@code from}) into {@code out} (type {@code to}, dense). */
     static MemorySegment convert(MemorySegment in, StoredType from, StoredType to, long n, MemorySegment out) {
-        long tasks = (n + TASK - 1) / TASK;
-        LongStream range = LongStream.range(0, tasks);
-        if (parallel(n, in, out)) {
-            range = range.parallel();
-        }
-        range.forEach(task -> {
+        tasks((n + TASK - 1) / TASK, n, in, out).forEach(task -> {
             long end = Math.min(n, (task + 1) * TASK);
             int size = (int) Math.min(CHUNK, end - task * TASK);
             float[] f = new float[size];
@@ -73,11 +72,7 @@ final class FloatCasts {
     static MemorySegment copy(MemorySegment in, MemorySegment out) {
         long size = in.byteSize();
         long slice = 1L << 22;
-        LongStream range = LongStream.range(0, (size + slice - 1) / slice);
-        if (parallel(size, in, out)) {
-            range = range.parallel();
-        }
-        range.forEach(c -> {
+        tasks((size + slice - 1) / slice, size, in, out).forEach(c -> {
             long at = c * slice;
             MemorySegment.copy(in, at, out, at, Math.min(slice, size - at));
         });
@@ -88,11 +83,7 @@ final class FloatCasts {
     static long touch(MemorySegment seg) {
         long size = seg.byteSize();
         long slice = 1L << 22;
-        LongStream range = LongStream.range(0, (size + slice - 1) / slice);
-        if (parallel(size, seg)) {
-            range = range.parallel();
-        }
-        return range.map(c -> {
+        return tasks((size + slice - 1) / slice, size, seg).map(c -> {
             long acc = 0;
             long end = Math.min(size, (c + 1) * slice);
             for (long at = c * slice; at < end; at += 4096) {

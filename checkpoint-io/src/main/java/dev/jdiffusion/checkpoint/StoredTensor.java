@@ -123,17 +123,12 @@ public interface StoredTensor {
      * tensors are copied or converted on all cores.
      */
     default MemorySegment materialise(StoredType target, SegmentAllocator allocator) {
-        StoredType from = type();
-        StoredType to = castTo(target).type();
-        MemorySegment in = bytes();
-        MemorySegment out = allocator.allocate(numel() * to.byteSize(), 64);
-        if (from == to) {
-            return FloatCasts.copy(in, out);
+        StoredTensor cast = castTo(target);
+        MemorySegment out = allocator.allocate(numel() * cast.type().byteSize(), 64);
+        if (cast != this && FloatCasts.handles(type(), cast.type())) {
+            return FloatCasts.convert(bytes(), type(), cast.type(), numel(), out); // straight into out
         }
-        if (FloatCasts.handles(from, to)) {
-            return FloatCasts.convert(in, from, to, numel(), out);
-        }
-        return FloatCasts.copy(castTo(target).bytes(), out);
+        return FloatCasts.copy(cast.bytes(), out);
     }
 
     /** A tensor of the given type and shape whose bytes {@code data} produces when they are asked for. */

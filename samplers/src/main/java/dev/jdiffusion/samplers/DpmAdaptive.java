@@ -32,18 +32,19 @@ public record DpmAdaptive(int order, double rtol, double atol, double hInit, dou
     public record Info(int steps, int nfe, int accepted, int rejected) {
     }
 
+    /** The final sample and what the run did. */
+    public record Run(double[] x, Info info) {
+    }
+
     @Override
     public double[] sample(Denoiser model, double[] x, double[] sigmas, NoiseSource noise, StepListener listener) {
         Sampling.requireSchedule(sigmas);
-        double sigmaMin = sigmas[sigmas.length - 1] > 0 ? sigmas[sigmas.length - 1] : sigmas[sigmas.length - 2];
-        double[][] out = new double[1][];
-        sample(model, x, sigmaMin, sigmas[0], noise, listener, out);
-        return out[0];
+        return run(model, x, Sampling.lastNonzero(sigmas), sigmas[0], noise, listener).x();
     }
 
-    /** The reference's own call; the final sample is left in {@code result[0]}. */
-    public Info sample(Denoiser model, double[] x0, double sigmaMin, double sigmaMax, NoiseSource noise,
-                       StepListener listener, double[][] result) {
+    /** The reference's own call: from sigmaMax down to sigmaMin. */
+    public Run run(Denoiser model, double[] x0, double sigmaMin, double sigmaMax, NoiseSource noise,
+                   StepListener listener) {
         if (!(sigmaMin > 0) || !(sigmaMax > sigmaMin) || Double.isInfinite(sigmaMax)) {
             throw new IllegalArgumentException("DPM adaptive needs 0 < sigma_min < sigma_max, got " + sigmaMin + ", "
                     + sigmaMax);
@@ -99,8 +100,7 @@ public record DpmAdaptive(int order, double rtol, double atol, double hInit, dou
             Sampling.report(listener, new Step(steps - 1, sigma(s), sigma(s), x, denoised,
                     new Step.Adaptive(s, t, pid.h, error, accept)));
         }
-        result[0] = x;
-        return new Info(steps, nfe[0], accepted, rejected);
+        return new Run(x, new Info(steps, nfe[0], accepted, rejected));
     }
 
     /** PID step-size control on the inverse error, with an arctan limiter. */

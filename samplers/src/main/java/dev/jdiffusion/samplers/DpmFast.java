@@ -22,8 +22,7 @@ public record DpmFast(double eta, double sNoise) implements Sampler {
     @Override
     public double[] sample(Denoiser model, double[] x, double[] sigmas, NoiseSource noise, StepListener listener) {
         Sampling.requireSchedule(sigmas);
-        double sigmaMin = sigmas[sigmas.length - 1] > 0 ? sigmas[sigmas.length - 1] : sigmas[sigmas.length - 2];
-        return sample(model, x, sigmaMin, sigmas[0], sigmas.length - 1, noise, listener);
+        return sample(model, x, Sampling.lastNonzero(sigmas), sigmas[0], sigmas.length - 1, noise, listener);
     }
 
     /** The reference's own call: {@code nfe} model evaluations from sigmaMax down to sigmaMin. */

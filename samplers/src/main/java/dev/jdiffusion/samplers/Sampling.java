@@ -30,6 +30,12 @@ final class Sampling {
         return Math.exp(-t);
     }
 
+    /** The schedule's last sigma, or the one before it when the last is 0: where DPM fast/adaptive stop. */
+    static double lastNonzero(double[] sigmas) {
+        double last = sigmas[sigmas.length - 1];
+        return last > 0 ? last : sigmas[sigmas.length - 2];
+    }
+
     static void requireSchedule(double[] sigmas) {
         if (sigmas == null || sigmas.length < 2) {
             throw new IllegalArgumentException("a sigma schedule needs at least 2 values (one step), got "

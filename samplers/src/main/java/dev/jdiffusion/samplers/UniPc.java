@@ -77,7 +77,6 @@ public record UniPc(int order, Variant variant, boolean lowerOrderFinal) impleme
         double lambdaPrev0 = -Math.log(sPrev0);
         double h = -Math.log(t) - lambdaPrev0;
         double[] m0 = models.get(last);
-        int nd = order - 1;
         double[] rks = new double[order];
         List<double[]> d1s = new ArrayList<>();
         for (int i = 1; i < order; i++) {
@@ -97,11 +96,13 @@ public record UniPc(int order, Variant variant, boolean lowerOrderFinal) impleme
         double[] xBase = Vec.lin(t / sPrev0, x, -hPhi1, m0);
         return variant == Variant.VARY_COEFF
                 ? varyCoeff(model, xBase, m0, d1s, rks, hh, hPhi1, t, useCorrector)
-                : bh(model, xBase, m0, d1s, rks, hh, hPhi1, t, order, nd, useCorrector);
+                : bh(model, xBase, m0, d1s, rks, hh, hPhi1, t, useCorrector);
     }
 
     private double[][] bh(Denoiser model, double[] xBase, double[] m0, List<double[]> d1s, double[] rks, double hh,
-                          double hPhi1, double t, int order, int nd, boolean useCorrector) {
+                          double hPhi1, double t, boolean useCorrector) {
+        int order = rks.length;
+        int nd = d1s.size();
         double bH = variant == Variant.BH1 ? hh : Math.expm1(hh);
         double hPhiK = hPhi1 / hh - 1;
         double factorial = 1;
@@ -306,22 +307,21 @@ public record UniPc(int order, Variant variant, boolean lowerOrderFinal) impleme
 
     /** Solves the leading n×n block of a·x = b. */
     private static double[] solve(double[][] a, double[] b, int n) {
-        RealMatrix m = new Array2DRowRealMatrix(n, n);
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < n; j++) {
-                m.setEntry(i, j, a[i][j]);
-            }
-        }
-        return new LUDecomposition(m).getSolver().solve(new ArrayRealVector(java.util.Arrays.copyOf(b, n))).toArray();
+        return lu(a, n).getSolver().solve(new ArrayRealVector(java.util.Arrays.copyOf(b, n))).toArray();
     }
 
+    /** The inverse of the leading n×n block of a. */
     private static double[][] inverse(double[][] a, int n) {
+        return lu(a, n).getSolver().getInverse().getData();
+    }
+
+    private static LUDecomposition lu(double[][] a, int n) {
         RealMatrix m = new Array2DRowRealMatrix(n, n);
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < n; j++) {
                 m.setEntry(i, j, a[i][j]);
             }
         }
-        return new LUDecomposition(m).getSolver().getInverse().getData();
+        return new LUDecomposition(m);
     }
 }

@@ -14,6 +14,7 @@ final class ConformanceCase implements AutoCloseable {
     final String name;
     final Map<String, Object> manifest;
     final SafetensorsFile data;
+    private final Map<String, double[]> decoded = new java.util.HashMap<>();
 
     @SuppressWarnings("unchecked")
     ConformanceCase(String name, Path manifest) throws IOException {
@@ -31,8 +32,9 @@ final class ConformanceCase implements AutoCloseable {
         return data != null && data.contains(tensor);
     }
 
+    /** The tensor's values (decoded once per case; callers must not modify the array). */
     double[] tensor(String name) {
-        return data.tensor(name).doubles();
+        return decoded.computeIfAbsent(name, n -> data.tensor(n).doubles());
     }
 
     long[] shape(String name) {

@@ -34,10 +34,9 @@ final class KDiffusionCases {
                 DpmAdaptive s = new DpmAdaptive((int) num(args.get("order")), num(args.get("rtol")), num(args.get("atol")),
                         num(args.get("h_init")), num(args.get("pcoeff")), num(args.get("icoeff")), num(args.get("dcoeff")),
                         num(args.get("accept_safety")), num(args.get("eta")), sNoise);
-                double[][] result = new double[1][];
-                DpmAdaptive.Info info = s.sample(model, x, num(call.get("sigma_min")), num(call.get("sigma_max")), noise,
-                        rec, result);
-                out = result[0];
+                DpmAdaptive.Run run = s.run(model, x, num(call.get("sigma_min")), num(call.get("sigma_max")), noise, rec);
+                DpmAdaptive.Info info = run.info();
+                out = run.x();
                 Map<String, Object> want = c.map("info");
                 DpmAdaptive.Info expected = new DpmAdaptive.Info((int) num(want.get("steps")), (int) num(want.get("nfe")),
                         (int) num(want.get("n_accept")), (int) num(want.get("n_reject")));

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.TestFactory;
  * {@code conformance <case> PASS|FAIL <metric>=<value>}.
  */
 class SamplerConformanceTest {
-    /** The kinds this runner knows; every other kind found is reported as not run. */
+    /** The folders under {@code conformance.dir} whose cases this test runs. */
     private static final List<String> AREAS = List.of("samplers", "rng");
 
     @TestFactory

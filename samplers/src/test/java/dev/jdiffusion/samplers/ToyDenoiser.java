@@ -60,14 +60,4 @@ final class ToyDenoiser implements Denoiser {
         }
         return out;
     }
-
-    /** The exact variance of the data (per element). */
-    double dataVariance(int i) {
-        if (muB == null) {
-            return sA * sA;
-        }
-        double mean = wA * muA[i] + (1 - wA) * muB[i];
-        double second = wA * (sA * sA + muA[i] * muA[i]) + (1 - wA) * (sB * sB + muB[i] * muB[i]);
-        return second - mean * mean;
-    }
 }
