@@ -4,7 +4,7 @@ package dev.jdiffusion.samplers;
  * Classifier-free guidance (Ho & Salimans 2022): denoised = uncond + scale·(cond − uncond), with
  * cond and uncond from one batch of two model evaluations.
  */
-public record CfgDenoiser(PairedDenoiser model, double scale) implements Denoiser {
+public record CfgDenoiser(PairedDenoiser model, double scale) implements GuidedDenoiser {
     public CfgDenoiser {
         if (model == null) {
             throw new IllegalArgumentException("CFG needs a model");
@@ -15,7 +15,7 @@ public record CfgDenoiser(PairedDenoiser model, double scale) implements Denoise
     }
 
     @Override
-    public double[] denoise(double[] x, double sigma) {
+    public Prediction predict(double[] x, double sigma) {
         int n = x.length;
         double[] pair = new double[2 * n];
         System.arraycopy(x, 0, pair, 0, n);
@@ -25,10 +25,10 @@ public record CfgDenoiser(PairedDenoiser model, double scale) implements Denoise
             throw new IllegalStateException("the model returned " + both.length + " values for a pair of " + n);
         }
         double[] out = new double[n];
+        double[] uncond = java.util.Arrays.copyOf(both, n);
         for (int i = 0; i < n; i++) {
-            double uncond = both[i];
-            out[i] = uncond + scale * (both[n + i] - uncond);
+            out[i] = uncond[i] + scale * (both[n + i] - uncond[i]);
         }
-        return out;
+        return new Prediction(out, uncond);
     }
 }

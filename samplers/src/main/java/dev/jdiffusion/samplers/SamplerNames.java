@@ -43,6 +43,7 @@ public final class SamplerNames {
         a1111("DDIM", () -> new Ddim(0), false);
         a1111("PLMS", Plms::new, false);
         a1111("UniPC", UniPc::new, false);
+        a1111("LCM", Lcm::new, false);
         // ComfyUI (its copy of k-diffusion: churn noise only when used, LMS ends on the denoised estimate)
         Churn comfyChurn = Churn.NONE.drawnOnlyWhenUsed();
         comfy("euler", () -> new Euler(comfyChurn), false);
@@ -64,6 +65,21 @@ public final class SamplerNames {
         comfy("dpmpp_3m_sde", DpmPp3mSde::new, false);
         comfy("dpmpp_3m_sde_gpu", DpmPp3mSde::new, false);
         comfy("ddim", () -> new Euler(comfyChurn), false);
+        comfy("heunpp2", Heunpp2::new, false);
+        comfy("lcm", Lcm::new, false);
+        comfy("ddpm", Ddpm::new, false);
+        comfy("ipndm", () -> new Ipndm(4, false), false);
+        comfy("ipndm_v", () -> new Ipndm(4, true), false);
+        comfy("res_multistep", () -> new ResMultistep(0, 1, false), false);
+        comfy("res_multistep_cfg_pp", () -> new ResMultistep(0, 1, true), false);
+        comfy("res_multistep_ancestral", () -> new ResMultistep(1, 1, false), false);
+        comfy("res_multistep_ancestral_cfg_pp", () -> new ResMultistep(1, 1, true), false);
+        comfy("gradient_estimation", () -> new GradientEstimation(2, false), false);
+        comfy("gradient_estimation_cfg_pp", () -> new GradientEstimation(2, true), false);
+        comfy("euler_cfg_pp", EulerCfgPp::new, false);
+        comfy("euler_ancestral_cfg_pp", EulerCfgPp::ancestral, false);
+        comfy("dpmpp_2m_cfg_pp", DpmPp2mCfgPp::new, false);
+        comfy("dpmpp_2s_ancestral_cfg_pp", DpmPp2sAncestralCfgPp::new, false);
     }
 
     private SamplerNames() {

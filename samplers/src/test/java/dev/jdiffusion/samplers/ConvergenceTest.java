@@ -72,6 +72,17 @@ class ConvergenceTest {
         cases.put("LMS order 2", new Object[] {new Lms(2, false), 2});
         cases.put("UniPC bh1 order 2 (+ corrector)", new Object[] {new UniPc(2, UniPc.Variant.BH1, false), 3});
         cases.put("UniPC bh2 order 2 (+ corrector)", new Object[] {new UniPc(2, UniPc.Variant.BH2, false), 3});
+        cases.put("res_multistep", new Object[] {new ResMultistep(), 2});
+        cases.put("iPNDM order 2", new Object[] {new Ipndm(2, false), 2});
+        cases.put("iPNDM-v order 2", new Object[] {new Ipndm(2, true), 2});
+        cases.put("DPM++ 2M CFG++ (no guidance)", new Object[] {new DpmPp2mCfgPp(), 2});
+        cases.put("Euler CFG++ (no guidance)", new Object[] {new EulerCfgPp(), 1});
+        // Gradient estimation extrapolates the direction by (gamma - 1)(d - d_prev): gamma 1.5 is
+        // Adams-Bashforth 2, the default gamma 2 over-extrapolates and is first order.
+        cases.put("gradient estimation (gamma 1.5)", new Object[] {new GradientEstimation(1.5, false), 2});
+        cases.put("gradient estimation (gamma 2)", new Object[] {new GradientEstimation(), 1});
+        // Heun++ weighs its derivatives by sigma / sigma_0 rather than 1/2: first order as sigma -> 0.
+        cases.put("heunpp2", new Object[] {new Heunpp2(), 1});
         StringBuilder report = new StringBuilder();
         for (Map.Entry<String, Object[]> e : cases.entrySet()) {
             double p = order((Sampler) e.getValue()[0]);
@@ -96,6 +107,8 @@ class ConvergenceTest {
         cases.put("LMS order 4", new Lms(4, false));
         cases.put("UniPC bh1 order 3", new UniPc(3, UniPc.Variant.BH1, false));
         cases.put("PLMS", new Plms());
+        cases.put("iPNDM order 4", new Ipndm(4, false));
+        cases.put("iPNDM-v order 4", new Ipndm(4, true));
         for (Map.Entry<String, Sampler> e : cases.entrySet()) {
             double p = order(e.getValue());
             assertTrue(p > 1.9, e.getKey() + " converges at order " + p);

@@ -35,6 +35,11 @@ class SamplerApiTest {
         assertTrue(SamplerNames.resolve("DPM++ 3M SDE").discardPenultimateSigma());
         assertEquals(false, SamplerNames.resolve("dpmpp_3m_sde").discardPenultimateSigma());
         assertEquals(false, ((Euler) SamplerNames.resolve("euler").sampler()).churn().drawEveryStep());
+        assertEquals(EulerCfgPp.ancestral(), SamplerNames.resolve("euler_ancestral_cfg_pp").sampler());
+        assertEquals(new Ipndm(4, true), SamplerNames.resolve("ipndm_v").sampler());
+        assertEquals(new ResMultistep(1, 1, true), SamplerNames.resolve("res_multistep_ancestral_cfg_pp").sampler());
+        assertEquals(new Lcm(), SamplerNames.resolve("LCM").sampler());
+        assertEquals(new Lcm(), SamplerNames.resolve("lcm").sampler());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SamplerNames.resolve("Euler b"));
         assertTrue(e.getMessage().contains("Euler b") && e.getMessage().contains("DPM++ 2M"), e.getMessage());
     }
