@@ -67,6 +67,9 @@ public final class SamplerNames {
         comfy("ddim", () -> new Euler(comfyChurn), false);
         comfy("heunpp2", Heunpp2::new, false);
         comfy("lcm", Lcm::new, false);
+        comfy("seeds_2", Seeds::two, false);
+        comfy("seeds_3", Seeds::three, false);
+        comfy("er_sde", ErSde::new, false);
         comfy("ddpm", Ddpm::new, false);
         comfy("ipndm", () -> new Ipndm(4, false), false);
         comfy("ipndm_v", () -> new Ipndm(4, true), false);

@@ -73,6 +73,8 @@ class ConvergenceTest {
         cases.put("UniPC bh1 order 2 (+ corrector)", new Object[] {new UniPc(2, UniPc.Variant.BH1, false), 3});
         cases.put("UniPC bh2 order 2 (+ corrector)", new Object[] {new UniPc(2, UniPc.Variant.BH2, false), 3});
         cases.put("res_multistep", new Object[] {new ResMultistep(), 2});
+        cases.put("SEEDS-2 (eta 0)", new Object[] {new Seeds(2, 0, 1, 0.5, Double.NaN), 2});
+        cases.put("SEEDS-3 (eta 0)", new Object[] {new Seeds(3, 0, 1, 1 / 3.0, 2 / 3.0), 3});
         cases.put("iPNDM order 2", new Object[] {new Ipndm(2, false), 2});
         cases.put("iPNDM-v order 2", new Object[] {new Ipndm(2, true), 2});
         cases.put("DPM++ 2M CFG++ (no guidance)", new Object[] {new DpmPp2mCfgPp(), 2});

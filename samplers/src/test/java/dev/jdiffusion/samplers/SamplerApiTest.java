@@ -40,6 +40,8 @@ class SamplerApiTest {
         assertEquals(new ResMultistep(1, 1, true), SamplerNames.resolve("res_multistep_ancestral_cfg_pp").sampler());
         assertEquals(new Lcm(), SamplerNames.resolve("LCM").sampler());
         assertEquals(new Lcm(), SamplerNames.resolve("lcm").sampler());
+        assertEquals(Seeds.three(), SamplerNames.resolve("seeds_3").sampler());
+        assertEquals(new ErSde(1, 3), SamplerNames.resolve("er_sde").sampler());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SamplerNames.resolve("Euler b"));
         assertTrue(e.getMessage().contains("Euler b") && e.getMessage().contains("DPM++ 2M"), e.getMessage());
     }
