@@ -19,10 +19,11 @@ public record DpmPp2mCfgPp() implements Sampler {
             Sampling.report(listener, new Step(i, s, s, x, p.denoised()));
             double[] den = p.denoised();
             double[] u = p.uncond();
-            double[] out = new double[x.length];
+            double[] out;
             if (next == 0) {
                 out = den.clone();
             } else {
+                out = new double[x.length];
                 double t = Sampling.t(s);
                 double h = Sampling.t(next) - t;
                 double decay = Math.exp(-h);

@@ -49,11 +49,13 @@ public record ErSde(double sNoise, int maxStage) implements Sampler {
                     double sumU = 0;
                     for (int k = 0; k < POINTS; k++) {
                         double pos = next + k * step;
-                        sum += step / noiseScaler(pos);
-                        sumU += step * (pos - s) / noiseScaler(pos);
+                        double w = step / noiseScaler(pos);
+                        sum += w;
+                        sumU += w * (pos - s);
                     }
                     double nsT = noiseScaler(next);
-                    double[] dd = Vec.lin(1 / (s - sigmas[i - 1]), den, -1 / (s - sigmas[i - 1]), oldDen);
+                    double back = 1 / (s - sigmas[i - 1]);
+                    double[] dd = Vec.lin(back, den, -back, oldDen);
                     Vec.addScaled(x, dt + sum * nsT, dd);
                     if (stage >= 3) {
                         double w = 2 / (s - sigmas[i - 2]);

@@ -54,7 +54,7 @@ public record Seeds(int stages, double eta, double sNoise, double r1, double r2)
             double[] z = null;
             double[] x2 = Vec.lin(s1 / s * Math.exp(-r1 * h * eta), x, -a1 * Math.expm1(-r1 * he), den);
             if (inject) {
-                z = Vec.addScaled(new double[x.length], Math.sqrt(-Math.expm1(-2 * r1 * h * eta)), noise.next(s, s1));
+                z = Vec.scaled(Math.sqrt(-Math.expm1(-2 * r1 * h * eta)), noise.next(s, s1));
                 Vec.addScaled(x2, s1 * sNoise, z);
             }
             double[] den2 = model.denoise(x2, s1);

@@ -5,6 +5,15 @@ final class Vec {
     private Vec() {
     }
 
+    /** {@code a·x}, a new array. */
+    static double[] scaled(double a, double[] x) {
+        double[] r = new double[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = a * x[i];
+        }
+        return r;
+    }
+
     /** {@code a·x + b·y}, a new array. */
     static double[] lin(double a, double[] x, double b, double[] y) {
         double[] r = new double[x.length];
