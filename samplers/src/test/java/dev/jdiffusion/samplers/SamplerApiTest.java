@@ -65,6 +65,48 @@ class SamplerApiTest {
     }
 
     @Test
+    void everyListedScheduleResolvesToADecreasingScheduleInTheModelsRange() {
+        DiscreteSchedule sd = DiscreteSchedule.stableDiffusion();
+        for (String name : ScheduleNames.names()) {
+            for (int steps : new int[] {2, 7, 20, 33}) {
+                double[] s = ScheduleNames.sigmas(name, sd, steps, false);
+                // the DDIM spacings take every (1000 // steps)-th timestep, so one more where steps does not divide 1000
+                int most = name.startsWith("DDIM") || name.startsWith("ddim") ? steps + 2 : steps + 1;
+                assertTrue(s.length >= 2 && s.length <= most, name + "/" + steps + ": " + s.length + " sigmas");
+                assertTrue(s[0] <= sd.sigmaMax() * (1 + 1e-6), name + " starts above sigma_max: " + s[0]);
+                for (int i = 0; i + 1 < s.length; i++) {
+                    assertTrue(s[i + 1] < s[i], name + "/" + steps + " does not decrease at " + i);
+                }
+                double last = s[s.length - 1];
+                assertTrue(last == 0 || name.equals("laplace") || name.equals("DDIM"), name + " ends at " + last);
+            }
+        }
+        assertArrayEquals(ScheduleNames.sigmas("sgm_uniform", sd, 12, false), ScheduleNames.sigmas("SGM Uniform", sd, 12, false));
+        assertArrayEquals(ScheduleNames.sigmas("kl_optimal", sd, 12, false), ScheduleNames.sigmas("KL Optimal", sd, 12, false));
+        assertEquals(ScheduleNames.sigmas("Align Your Steps", sd, 10, false)[1], 6.4745760956, 1e-6);
+        assertEquals(ScheduleNames.sigmas("Align Your Steps SDXL", sd, 10, false)[1], 6.3184485287, 1e-6);
+    }
+
+    @Test
+    void scheduleParametersOutsideTheirDomainAreRejectedByName() {
+        ModelSampling ms = ModelSampling.stableDiffusion();
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> AlignYourSteps.gits(1.23, 10, 1)).getMessage()
+                .contains("0.80 to 1.50"));
+        assertThrows(IllegalArgumentException.class, () -> AlignYourSteps.gits(1.2, 1, 1));
+        assertThrows(IllegalArgumentException.class, () -> Schedules.klOptimal(1, 0.03, 14.6));
+        assertThrows(IllegalArgumentException.class, () -> ms.beta(10, 0, 0.6));
+        assertThrows(IllegalArgumentException.class, () -> ms.beta(10, 0.6, Double.NaN));
+        assertThrows(IllegalArgumentException.class, () -> Schedules.linearQuadratic(10, 14.6, 0.025, 10));
+        assertThrows(IllegalArgumentException.class, () -> AlignYourSteps.sigmas(AlignYourSteps.Model.SD1, 10, 1.5));
+        assertEquals(0, AlignYourSteps.sigmas(AlignYourSteps.Model.SD1, 10, 0).length);
+        // GITS beyond 20 steps interpolates the 20-step row: same ends, one more sigma per step
+        double[] g = AlignYourSteps.gits(1.2, 30, 1);
+        assertEquals(31, g.length);
+        assertEquals(14.61464119, g[0], 1e-5);
+        assertEquals(0, g[30]);
+    }
+
+    @Test
     void epsAndVModelsGiveTheSameDenoiserAsTheDataTheyWereMadeFrom() {
         DiscreteSchedule sd = DiscreteSchedule.stableDiffusion();
         // an eps and a v network that know the toy's exact posterior, written from their textbook definitions

@@ -9,9 +9,13 @@ final class ScheduleCases {
     private ScheduleCases() {
     }
 
-    /** Whether this runner knows the set (the k-diffusion continuous schedules and the SD 1.x discrete schedule). */
+    /**
+     * Whether this runner knows the set: the k-diffusion continuous schedules, the SD 1.x discrete
+     * schedule and ComfyUI's schedulers.
+     */
     static boolean handles(ConformanceCase c) {
-        return c.name.endsWith("schedules/kdiffusion_continuous") || c.name.endsWith("schedules/sd1_discrete");
+        return c.name.endsWith("schedules/kdiffusion_continuous") || c.name.endsWith("schedules/sd1_discrete")
+                || c.name.endsWith("/schedulers");
     }
 
     static void run(ConformanceCase c, Errors e) {
@@ -19,7 +23,7 @@ final class ScheduleCases {
         for (Object o : ConformanceCase.list(c.manifest.get("entries"))) {
             Map<String, Object> entry = ConformanceCase.asMap(o);
             String name = (String) entry.get("tensor");
-            double[] got = compute(c, entry, name);
+            double[] got = c.name.endsWith("/schedulers") ? computeComfy(c, entry, name) : compute(c, entry, name);
             double[] ref = c.tensor(name);
             Map<String, Object> tol = ConformanceCase.asMap(entry.get("tolerance"));
             boolean exact = Boolean.TRUE.equals(tol.get("exact"));
@@ -46,6 +50,74 @@ final class ScheduleCases {
                 return;
             }
         }
+    }
+
+    /** One entry of ComfyUI's scheduler set, from its tensor name ({@code <scheduler>/n<steps>[_suffix]}) and arguments. */
+    private static double[] computeComfy(ConformanceCase c, Map<String, Object> entry, String name) {
+        ModelSampling ms = ModelSampling.stableDiffusion();
+        switch (name) {
+            case "model_sampling.sigmas":
+                return ms.sigmas();
+            case "model_sampling.log_sigmas":
+                return ms.logSigmas();
+            case "timestep_of_sigma_points":
+                return map(c.tensor("sigma_points"), s -> ms.timestep(s));
+            case "sigma_of_t_points":
+                return map(c.tensor("t_points"), ms::sigma);
+            case "percent_to_sigma":
+                return map(c.tensor("percent_points"), ms::percentToSigma);
+            default:
+                break;
+        }
+        String scheduler = name.substring(0, name.indexOf('/'));
+        String variant = name.substring(name.indexOf("/n") + 2);
+        int cut = variant.indexOf('_');
+        int steps = Integer.parseInt(cut < 0 ? variant : variant.substring(0, cut));
+        String suffix = cut < 0 ? "" : variant.substring(cut + 1);
+        double denoise = suffix.startsWith("denoise") ? Double.parseDouble(suffix.substring("denoise".length())) : 1;
+        boolean discard = suffix.equals("discard_penultimate");
+        Map<String, Object> args = ConformanceCase.asMap(entry.getOrDefault("args", Map.of()));
+        int n = discard ? steps + 1 : steps;
+        double[] s;
+        if (scheduler.startsWith("gits_coeff")) {
+            s = AlignYourSteps.gits(Double.parseDouble(scheduler.substring("gits_coeff".length())), n, denoise);
+        } else {
+            s = switch (scheduler) {
+                case "simple" -> ms.simple(n);
+                case "normal" -> ms.normal(n);
+                case "sgm_uniform" -> ms.sgmUniform(n);
+                case "ddim_uniform" -> ms.ddimUniform(n);
+                case "beta" -> ms.beta(n, num(args.getOrDefault("alpha", 0.6)), num(args.getOrDefault("beta", 0.6)));
+                case "linear_quadratic" -> Schedules.linearQuadratic(n, ms.sigmaMax());
+                case "kl_optimal" -> Schedules.klOptimal(n, ms.sigmaMin(), ms.sigmaMax());
+                case "karras" -> float32(Schedules.karras(n, ms.sigmaMin(), ms.sigmaMax(), 7));
+                case "exponential" -> float32(Schedules.exponential(n, ms.sigmaMin(), ms.sigmaMax()));
+                case "laplace" -> Schedules.laplace((int) num(args.get("n")), num(args.get("sigma_min")),
+                        num(args.get("sigma_max")), num(args.get("mu")), num(args.get("beta")));
+                case "ays_SD1" -> AlignYourSteps.sigmas(AlignYourSteps.Model.SD1, n, denoise);
+                case "ays_SDXL" -> AlignYourSteps.sigmas(AlignYourSteps.Model.SDXL, n, denoise);
+                default -> throw new AssertionError("unknown ComfyUI scheduler entry " + name);
+            };
+        }
+        if (!discard) {
+            return s;
+        }
+        double[] r = new double[s.length - 1];
+        System.arraycopy(s, 0, r, 0, s.length - 2);
+        r[r.length - 1] = s[s.length - 1];
+        return r;
+    }
+
+    private static double[] map(double[] in, java.util.function.DoubleUnaryOperator f) {
+        double[] r = new double[in.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = f.applyAsDouble(in[i]);
+        }
+        return r;
+    }
+
+    private static double[] float32(double[] v) {
+        return map(v, x -> (float) x);
     }
 
     private static double[] compute(ConformanceCase c, Map<String, Object> entry, String name) {
