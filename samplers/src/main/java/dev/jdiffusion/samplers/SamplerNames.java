@@ -73,6 +73,9 @@ public final class SamplerNames {
         comfy("ddpm", Ddpm::new, false);
         comfy("ipndm", () -> new Ipndm(4, false), false);
         comfy("ipndm_v", () -> new Ipndm(4, true), false);
+        comfy("deis", Deis::new, false);
+        comfy("sa_solver", () -> new SaSolver(false), false);
+        comfy("sa_solver_pece", () -> new SaSolver(true), false);
         comfy("res_multistep", () -> new ResMultistep(0, 1, false), false);
         comfy("res_multistep_cfg_pp", () -> new ResMultistep(0, 1, true), false);
         comfy("res_multistep_ancestral", () -> new ResMultistep(1, 1, false), false);

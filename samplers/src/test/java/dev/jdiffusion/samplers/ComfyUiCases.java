@@ -59,12 +59,20 @@ final class ComfyUiCases {
             case "dpmpp_2s_ancestral_cfg_pp" -> new DpmPp2sAncestralCfgPp(eta, sNoise);
             case "ipndm" -> new Ipndm(order, false);
             case "ipndm_v" -> new Ipndm(order, true);
+            case "deis" -> new Deis((int) num(args, "max_order", 3));
             case "res_multistep" -> new ResMultistep(0, sNoise, false);
             case "res_multistep_cfg_pp" -> new ResMultistep(0, sNoise, true);
             case "res_multistep_ancestral" -> new ResMultistep(eta, sNoise, false);
             case "res_multistep_ancestral_cfg_pp" -> new ResMultistep(eta, sNoise, true);
             case "seeds_2" -> new Seeds(2, eta, sNoise, num(args, "r", 0.5), Double.NaN);
             case "seeds_3" -> new Seeds(3, eta, sNoise, num(args, "r_1", 1 / 3.0), num(args, "r_2", 2 / 3.0));
+            case "sa_solver", "sa_solver_pece" -> {
+                Map<String, Object> ms = c.map("model_sampling");
+                yield new SaSolver((int) num(args, "predictor_order", 3), (int) num(args, "corrector_order", 4),
+                        num(args, "eta", 1), sNoise, name(c).equals("sa_solver_pece") || Boolean.TRUE.equals(args.get("use_pece")),
+                        Boolean.TRUE.equals(args.get("simple_order_2")), num(ms.get("percent_to_sigma(0.2)")),
+                        num(ms.get("percent_to_sigma(0.8)")));
+            }
             case "er_sde" -> new ErSde(sNoise, (int) num(args, "max_stage", 3));
             default -> null;
         };
