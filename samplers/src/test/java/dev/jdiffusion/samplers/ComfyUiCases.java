@@ -22,7 +22,7 @@ final class ComfyUiCases {
         if (name(c).equals("er_sde")) {
             return c.map("observed") != null && c.map("observed").containsKey("float64_quadrature_instead");
         }
-        return sampler(c) != null || name(c).equals("dpm_fast");
+        return sampler(c) != null;
     }
 
     private static String name(ConformanceCase c) {
@@ -46,6 +46,8 @@ final class ComfyUiCases {
             case "lms" -> new Lms((int) num(args, "order", 4), true);
             case "dpmpp_sde" -> new DpmPpSde(eta, sNoise, num(args, "r", 0.5));
             case "dpmpp_2m" -> new DpmPp2m();
+            case "dpm_fast" -> new DpmFast(num(args, "eta", 0), sNoise);
+            case "dpm_adaptive" -> new DpmAdaptive();
             case "dpmpp_2m_sde" -> new DpmPp2mSde(eta, sNoise, DpmPp2mSde.SolverType.MIDPOINT);
             case "dpmpp_2m_sde_heun" -> new DpmPp2mSde(eta, sNoise, DpmPp2mSde.SolverType.HEUN);
             case "dpmpp_3m_sde" -> new DpmPp3mSde(eta, sNoise);
@@ -89,13 +91,9 @@ final class ComfyUiCases {
         SamplerConformanceTest.Recorder rec = new SamplerConformanceTest.Recorder();
         double[] out;
         String name = name(c);
-        if (name.equals("dpm_fast")) {
-            // ComfyUI's wrapper: from sigmas[0] to the last nonzero sigma in len(sigmas) - 1 model calls.
-            out = new DpmFast(0, 1).sample(model, x, Sampling.lastNonzero(sigmas), sigmas[0], sigmas.length - 1,
-                    noise, rec);
-        } else {
-            out = sampler(c).sample(model, x, sigmas, noise, rec);
-        }
+        // dpm_fast and dpm_adaptive through Sampler.sample, which is ComfyUI's wrapper: from sigmas[0] to the
+        // last nonzero sigma (dpm_fast in len(sigmas) - 1 model calls, dpm_adaptive as its controller decides).
+        out = sampler(c).sample(model, x, sigmas, noise, rec);
         e.compare("x_final", out, c.tensor("x_final"), rel, abs);
         if (name.equals("ipndm") || name.equals("ipndm_v") || name.equals("deis")) {
             // Upstream reports its unchanged input as x at every step; only denoised is comparable.
