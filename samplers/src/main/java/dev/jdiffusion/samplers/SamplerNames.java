@@ -74,6 +74,8 @@ public final class SamplerNames {
         comfy("ipndm", () -> new Ipndm(4, false), false);
         comfy("ipndm_v", () -> new Ipndm(4, true), false);
         comfy("deis", Deis::new, false);
+        comfy("uni_pc", () -> new UniPc.ComfyUi(UniPc.Variant.BH1), true);
+        comfy("uni_pc_bh2", () -> new UniPc.ComfyUi(UniPc.Variant.BH2), true);
         comfy("sa_solver", () -> new SaSolver(false), false);
         comfy("sa_solver_pece", () -> new SaSolver(true), false);
         comfy("res_multistep", () -> new ResMultistep(0, 1, false), false);

@@ -69,6 +69,37 @@ public record UniPc(int order, Variant variant, boolean lowerOrderFinal) impleme
         return x;
     }
 
+    /**
+     * ComfyUI's {@code uni_pc} ({@link Variant#BH1}) and {@code uni_pc_bh2} ({@link Variant#BH2}): UniPC
+     * on the sigmas as given, of order min(3, steps − 1), where a final sigma of 0 is replaced by
+     * 0.001 (UniPC cannot step to λ = ∞), so the result keeps that little noise, as ComfyUI's does.
+     * ComfyUI also drops the penultimate sigma of its schedule for these samplers.
+     */
+    public record ComfyUi(Variant variant) implements Sampler {
+        /** Where ComfyUI ends a schedule that ends at 0. */
+        public static final double FINAL_SIGMA = 0.001;
+
+        public ComfyUi {
+            if (variant != Variant.BH1 && variant != Variant.BH2) {
+                throw new IllegalArgumentException("ComfyUI's UniPC is bh1 or bh2, not " + variant);
+            }
+        }
+
+        @Override
+        public double[] sample(Denoiser model, double[] x, double[] sigmas, NoiseSource noise, StepListener listener) {
+            Sampling.requireSchedule(sigmas);
+            int steps = sigmas.length - 1;
+            if (steps < 2) {
+                throw new IllegalArgumentException("ComfyUI's UniPC needs at least 2 steps, got " + steps);
+            }
+            double[] s = sigmas.clone();
+            if (s[steps] == 0) {
+                s[steps] = FINAL_SIGMA;
+            }
+            return new UniPc(Math.min(3, steps - 1), variant, true).sample(model, x, s, noise, listener);
+        }
+    }
+
     /** One predictor(-corrector) step to sigma t; returns {x_t, model at x_t or null}. */
     private double[][] update(Denoiser model, double[] x, List<double[]> models, List<Double> sigmas, double t, int order,
                               boolean useCorrector) {

@@ -75,6 +75,8 @@ final class ComfyUiCases {
                         Boolean.TRUE.equals(args.get("simple_order_2")), num(ms.get("percent_to_sigma(0.2)")),
                         num(ms.get("percent_to_sigma(0.8)")));
             }
+            case "unipc" -> new UniPc.ComfyUi(UniPc.Variant.BH1);
+            case "unipc_bh2" -> new UniPc.ComfyUi(UniPc.Variant.BH2);
             case "er_sde" -> new ErSde(sNoise, (int) num(args, "max_stage", 3));
             default -> null;
         };
@@ -95,7 +97,9 @@ final class ComfyUiCases {
         // last nonzero sigma (dpm_fast in len(sigmas) - 1 model calls, dpm_adaptive as its controller decides).
         out = sampler(c).sample(model, x, sigmas, noise, rec);
         e.compare("x_final", out, c.tensor("x_final"), rel, abs);
-        if (name.equals("ipndm") || name.equals("ipndm_v") || name.equals("deis")) {
+        if (name.startsWith("unipc")) {
+            compareUniPcSteps(c, e, rec.steps, rel, abs);
+        } else if (name.equals("ipndm") || name.equals("ipndm_v") || name.equals("deis")) {
             // Upstream reports its unchanged input as x at every step; only denoised is comparable.
             SamplerConformanceTest.compareDenoisedSteps(c, e, rec.steps, rel, abs);
         } else {
@@ -103,6 +107,25 @@ final class ComfyUiCases {
         }
         SamplerConformanceTest.compareModelCalls(c, e, model.sigmas, rel, abs);
         SamplerConformanceTest.compareNoiseCalls(c, e, noise);
+    }
+
+    /**
+     * ComfyUI's UniPC reports x in its VP scaling (x / sqrt(1 + sigma^2)) and, at the last step, the
+     * final x instead of the x the estimate was made at; the steps report k-diffusion's x at each
+     * step's sigma. So rows are compared after scaling, the last x row against the final result.
+     */
+    private static void compareUniPcSteps(ConformanceCase c, Errors e, java.util.List<Step> steps, double rel, double abs) {
+        SamplerConformanceTest.compareDenoisedSteps(c, e, steps, rel, abs);
+        int n = Math.min(steps.size(), c.rows("steps.x")) - 1;
+        for (int i = 0; i < n; i++) {
+            Step st = steps.get(i);
+            double scale = 1 / Math.sqrt(1 + st.sigma() * st.sigma());
+            double[] vp = st.x().clone();
+            for (int k = 0; k < vp.length; k++) {
+                vp[k] *= scale;
+            }
+            e.compare("steps.x[" + i + "]", vp, c.row("steps.x", i), rel, abs);
+        }
     }
 
     /** The toy model: one toy denoiser, or ComfyUI's cfg_function over a cond and an uncond toy. */
