@@ -12,7 +12,7 @@ import java.util.List;
  * The weights integrate the Lagrange polynomial through the nodes' λ against the kernel
  * (1 + τ²)·e^{−(1 + τ²)(λ_t − λ)}. Noise of strength τ is injected only while the target sigma lies
  * in [{@code tauSigmaMin}, {@code tauSigmaMax}] (ComfyUI: the model's sigmas at 80 % and 20 % of
- * sampling, with τ = eta).
+ * sampling, with τ = eta). A schedule that ends above 0 returns the prediction at its last sigma.
  */
 public record SaSolver(int predictorOrder, int correctorOrder, double eta, double sNoise, boolean pece,
         boolean simpleOrder2, double tauSigmaMax, double tauSigmaMin) implements Sampler {
@@ -96,7 +96,9 @@ public record SaSolver(int predictorOrder, int correctorOrder, double eta, doubl
                 Vec.addScaled(xPred, 1, injected);
             }
         }
-        return x;
+        // A schedule that ends above 0 ends on the last prediction; ComfyUI returns the corrected sample
+        // of the step before, which belongs to the penultimate sigma.
+        return sigmas[n] == 0 ? x : xPred;
     }
 
     /** λ of the last k evaluations up to step i, oldest first. */

@@ -13,15 +13,8 @@ final class ComfyUiCases {
     private ComfyUiCases() {
     }
 
-    /**
-     * Whether a runner exists for this case's sampler. ER-SDE runs in float64 throughout; the
-     * reference evaluates its quadrature in float32, so only the cases whose tolerance allows for a
-     * float64 quadrature ({@code observed.float64_quadrature_instead}) are reproducible yet.
-     */
+    /** Whether a runner exists for this case's sampler. */
     static boolean handles(ConformanceCase c) {
-        if (name(c).equals("er_sde")) {
-            return c.map("observed") != null && c.map("observed").containsKey("float64_quadrature_instead");
-        }
         return sampler(c) != null;
     }
 

@@ -34,7 +34,7 @@ class ConvergenceTest {
         return java.util.Arrays.copyOf(s, steps + 1);
     }
 
-    private static double error(Sampler sampler, int steps) {
+    static double error(Sampler sampler, int steps) {
         int n = 16;
         double[] mu = mu(n);
         ToyDenoiser model = ToyDenoiser.gaussian(mu, S);
@@ -76,6 +76,11 @@ class ConvergenceTest {
         cases.put("SEEDS-2 (eta 0)", new Object[] {new Seeds(2, 0, 1, 0.5, Double.NaN), 2});
         cases.put("SEEDS-3 (eta 0)", new Object[] {new Seeds(3, 0, 1, 1 / 3.0, 2 / 3.0), 3});
         cases.put("iPNDM order 2", new Object[] {new Ipndm(2, false), 2});
+        cases.put("DEIS order 2", new Object[] {new Deis(2), 2});
+        // SA-Solver: predictor of order p, corrector of order c raises it to c (eta 0: no noise)
+        cases.put("SA-Solver 3/4 (eta 0)", new Object[] {new SaSolver(3, 4, 0, 1, false, false, 1e9, 0), 4});
+        cases.put("SA-Solver 3/4 PECE (eta 0)", new Object[] {new SaSolver(3, 4, 0, 1, true, false, 1e9, 0), 4});
+        cases.put("SA-Solver simple order 2 (eta 0)", new Object[] {new SaSolver(2, 2, 0, 1, false, true, 1e9, 0), 2});
         cases.put("iPNDM-v order 2", new Object[] {new Ipndm(2, true), 2});
         cases.put("DPM++ 2M CFG++ (no guidance)", new Object[] {new DpmPp2mCfgPp(), 2});
         cases.put("Euler CFG++ (no guidance)", new Object[] {new EulerCfgPp(), 1});
@@ -98,8 +103,8 @@ class ConvergenceTest {
     /**
      * Multistep methods of order 3 and 4 start with first- and second-order steps, as the references
      * do; the first step's local error O(h²) limits the global order to 2 as h → 0, while the higher
-     * order shows at practical step counts. Measured 40→80 steps: 3M SDE 2.15, LMS(3) 2.83, LMS(4) 3.53;
-     * 160→320 steps: 2.03, 2.88, 2.75.
+     * order shows at practical step counts. Measured 40→80 steps: 3M SDE 2.15, LMS(3) 2.83, LMS(4) 3.53,
+     * DEIS(3) 2.86, DEIS(4) 3.11; 160→320 steps: 2.03, 2.88, 2.75.
      */
     @Test
     void higherOrderMultistepSamplersConvergeAtLeastAtSecondOrder() {
@@ -111,6 +116,8 @@ class ConvergenceTest {
         cases.put("PLMS", new Plms());
         cases.put("iPNDM order 4", new Ipndm(4, false));
         cases.put("iPNDM-v order 4", new Ipndm(4, true));
+        cases.put("DEIS order 3", new Deis(3));
+        cases.put("DEIS order 4", new Deis(4));
         for (Map.Entry<String, Sampler> e : cases.entrySet()) {
             double p = order(e.getValue());
             assertTrue(p > 1.9, e.getKey() + " converges at order " + p);
@@ -141,6 +148,11 @@ class ConvergenceTest {
         cases.put("DPM++ 2M SDE", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT));
         cases.put("DPM++ 3M SDE", DpmPp3mSde::new);
         cases.put("DDIM eta 1", () -> new Ddim(1));
+        cases.put("SA-Solver", () -> new SaSolver(false));
+        cases.put("SA-Solver PECE", () -> new SaSolver(true));
+        cases.put("ER-SDE", ErSde::new);
+        cases.put("SEEDS-2", Seeds::two);
+        cases.put("SEEDS-3", Seeds::three);
         int n = 40_000;
         double mu = 0.3;
         double[] mus = new double[n];

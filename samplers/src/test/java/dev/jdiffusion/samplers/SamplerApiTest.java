@@ -42,6 +42,16 @@ class SamplerApiTest {
         assertEquals(new Lcm(), SamplerNames.resolve("lcm").sampler());
         assertEquals(Seeds.three(), SamplerNames.resolve("seeds_3").sampler());
         assertEquals(new ErSde(1, 3), SamplerNames.resolve("er_sde").sampler());
+        assertEquals(new Deis(3), SamplerNames.resolve("deis").sampler());
+        assertEquals(new SaSolver(false), SamplerNames.resolve("sa_solver").sampler());
+        assertTrue(((SaSolver) SamplerNames.resolve("sa_solver_pece").sampler()).pece());
+        assertEquals(new UniPc.ComfyUi(UniPc.Variant.BH2), SamplerNames.resolve("uni_pc_bh2").sampler());
+        assertTrue(SamplerNames.resolve("uni_pc").discardPenultimateSigma());
+        assertThrows(IllegalArgumentException.class, () -> new Deis(5));
+        assertThrows(IllegalArgumentException.class, () -> new SaSolver(3, 4, 1, 1, false, false, 0.5, 5));
+        assertThrows(IllegalArgumentException.class, () -> new UniPc.ComfyUi(UniPc.Variant.VARY_COEFF));
+        assertThrows(IllegalArgumentException.class, () -> new UniPc.ComfyUi(UniPc.Variant.BH1)
+                .sample((x, sigma) -> x, new double[4], new double[] {14.6, 0}, (a, b) -> new double[4], StepListener.NONE));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SamplerNames.resolve("Euler b"));
         assertTrue(e.getMessage().contains("Euler b") && e.getMessage().contains("DPM++ 2M"), e.getMessage());
     }
