@@ -44,6 +44,7 @@ public final class SamplerNames {
         a1111("PLMS", Plms::new, false);
         a1111("UniPC", UniPc::new, false);
         a1111("LCM", Lcm::new, false);
+        a1111("Restart", Restart::automatic, false);
         // ComfyUI (its copy of k-diffusion: churn noise only when used, LMS ends on the denoised estimate)
         Churn comfyChurn = Churn.NONE.drawnOnlyWhenUsed();
         comfy("euler", () -> new Euler(comfyChurn), false);

@@ -153,6 +153,7 @@ class ConvergenceTest {
         cases.put("ER-SDE", ErSde::new);
         cases.put("SEEDS-2", Seeds::two);
         cases.put("SEEDS-3", Seeds::three);
+        cases.put("Restart", Restart::automatic);
         int n = 40_000;
         double mu = 0.3;
         double[] mus = new double[n];

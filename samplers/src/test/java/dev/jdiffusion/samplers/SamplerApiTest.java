@@ -98,6 +98,35 @@ class SamplerApiTest {
     }
 
     @Test
+    void restartIsHeunBelowTwentyStepsAndKeepsTheStepCountWithItsRestarts() {
+        double[] mu = {0.3, -0.2, 0.5, 0.1};
+        ToyDenoiser model = ToyDenoiser.gaussian(mu, 0.5);
+        double[] x = {9, -7, 3, 12};
+        double[] sigmas = Schedules.karras(12, 0.03, 14.6, 7);
+        NoiseSource none = (a, b) -> {
+            throw new AssertionError("no restart below 20 steps, so no noise");
+        };
+        // (k-diffusion's Heun draws its churn noise every step and multiplies it by 0)
+        assertArrayEquals(new Heun().sample(model, x, sigmas, (a, b) -> new double[4], StepListener.NONE),
+                Restart.automatic().sample(model, x, sigmas, none, StepListener.NONE));
+        assertEquals(Restart.automatic(), SamplerNames.resolve("Restart").sampler());
+        for (int steps : new int[] {20, 25, 36, 50}) {
+            double[] s = Schedules.karras(steps, 0.03, 14.6, 7);
+            java.util.List<Step> seen = new java.util.ArrayList<>();
+            int[] draws = {0};
+            Restart.automatic().sample(model, x, s, (a, b) -> {
+                draws[0]++;
+                assertTrue(a < b, "a restart jumps up: " + a + " -> " + b);
+                return new double[4];
+            }, seen::add);
+            // A1111 takes the restart steps out of the main schedule: the step count stays the same
+            assertEquals(steps, seen.size(), steps + " steps");
+            assertEquals(steps >= 36 ? 2 : 1, draws[0], "restarts at " + steps + " steps");
+        }
+        assertThrows(IllegalArgumentException.class, () -> new Restart.Interval(2, 10, 1, 0.1));
+    }
+
+    @Test
     void scheduleParametersOutsideTheirDomainAreRejectedByName() {
         ModelSampling ms = ModelSampling.stableDiffusion();
         assertTrue(assertThrows(IllegalArgumentException.class, () -> AlignYourSteps.gits(1.23, 10, 1)).getMessage()
