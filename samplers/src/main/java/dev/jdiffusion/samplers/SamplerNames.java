@@ -14,11 +14,13 @@ import java.util.function.Supplier;
  */
 public final class SamplerNames {
     /** A resolved name: the sampler, the schedule the name implies (null: the caller's choice), and
-     * whether the tool drops the second-to-last sigma of the schedule for this sampler. */
-    public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma) {
+     * whether the tool drops the second-to-last sigma of the schedule for this sampler, and the factor the
+     * tool applies to the user's CFG scale for it (1 except A1111's "DDIM CFG++": 1/12.5). */
+    public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma,
+                           double cfgScaleMultiplier) {
     }
 
-    private record Entry(Supplier<Sampler> sampler, boolean discardPenultimate) {
+    private record Entry(Supplier<Sampler> sampler, boolean discardPenultimate, double cfgScaleMultiplier) {
     }
 
     private static final Map<String, Entry> A1111 = new LinkedHashMap<>();
@@ -45,6 +47,7 @@ public final class SamplerNames {
         a1111("UniPC", UniPc::new, false);
         a1111("LCM", Lcm::new, false);
         a1111("Restart", Restart::automatic, false);
+        A1111.put("DDIM CFG++", new Entry(() -> new DdimCfgPp(0), false, 1 / DdimCfgPp.CFG_SCALE_DIVISOR));
         // ComfyUI (its copy of k-diffusion: churn noise only when used, LMS ends on the denoised estimate)
         Churn comfyChurn = Churn.NONE.drawnOnlyWhenUsed();
         comfy("euler", () -> new Euler(comfyChurn), false);
@@ -95,11 +98,11 @@ public final class SamplerNames {
     }
 
     private static void a1111(String name, Supplier<Sampler> s, boolean discard) {
-        A1111.put(name, new Entry(s, discard));
+        A1111.put(name, new Entry(s, discard, 1));
     }
 
     private static void comfy(String name, Supplier<Sampler> s, boolean discard) {
-        COMFY.put(name, new Entry(s, discard));
+        COMFY.put(name, new Entry(s, discard, 1));
     }
 
     /** Every name this resolves (A1111's, then ComfyUI's), without the combined ones. */
@@ -120,7 +123,7 @@ public final class SamplerNames {
         String n = name.strip();
         Entry comfy = COMFY.get(n);
         if (comfy != null) {
-            return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate());
+            return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate(), comfy.cfgScaleMultiplier());
         }
         String schedule = null;
         String base = n;
@@ -133,7 +136,9 @@ public final class SamplerNames {
         }
         for (Map.Entry<String, Entry> e : A1111.entrySet()) {
             if (e.getKey().equalsIgnoreCase(base)) {
-                return new Resolved(e.getKey(), e.getValue().sampler().get(), schedule, e.getValue().discardPenultimate());
+                Entry entry = e.getValue();
+                return new Resolved(e.getKey(), entry.sampler().get(), schedule, entry.discardPenultimate(),
+                        entry.cfgScaleMultiplier());
             }
         }
         throw new IllegalArgumentException("unknown sampler \"" + name + "\"; known: " + String.join(", ", names())

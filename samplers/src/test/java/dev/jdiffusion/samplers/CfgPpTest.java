@@ -67,6 +67,24 @@ class CfgPpTest {
     }
 
     @Test
+    void ddimCfgPpReducesToDdimAndRenoisesAlongTheUnconditionalEps() {
+        reducesTo(new DdimCfgPp(0), new Ddim(0));
+        reducesTo(new DdimCfgPp(1), new Ddim(1));
+        // one step written out: x' = D_guided + sigma' * (x - D_uncond) / sigma
+        double[] x = vec(9, SIGMAS[0]);
+        GuidedDenoiser g = guided(0.4);
+        double[] got = new DdimCfgPp(0).sample(g, x, new double[] {SIGMAS[0], SIGMAS[1]}, noise(), StepListener.NONE);
+        GuidedDenoiser.Prediction p = g.predict(x, SIGMAS[0]);
+        for (int i = 0; i < N; i++) {
+            double want = p.denoised()[i] + SIGMAS[1] * (x[i] - p.uncond()[i]) / SIGMAS[0];
+            assertTrue(Math.abs(got[i] - want) <= 1e-12 * Math.abs(want) + 1e-12, i + ": " + got[i] + " vs " + want);
+        }
+        SamplerNames.Resolved r = SamplerNames.resolve("DDIM CFG++");
+        assertTrue(r.sampler() instanceof DdimCfgPp && r.cfgScaleMultiplier() == 1 / 12.5, r.toString());
+        assertTrue(SamplerNames.resolve("DDIM").cfgScaleMultiplier() == 1);
+    }
+
+    @Test
     void eulerCfgPpReducesToEuler() {
         reducesTo(new EulerCfgPp(), new Euler());
         reducesTo(EulerCfgPp.ancestral(), new EulerAncestral());
