@@ -10,7 +10,7 @@ import org.apache.commons.math3.analysis.integration.gauss.GaussIntegratorFactor
  * Linear multistep (Adams–Bashforth in sigma) of the given order: the coefficients are integrals of
  * the Lagrange basis polynomials through the last sigmas over the step (k-diffusion
  * {@code sample_lms}, which integrates with scipy's quad; here Gauss–Legendre quadrature, exact for
- * these polynomials). ComfyUI ends with {@code x = denoised} on the final step ({@code finalDenoised}).
+ * these polynomials). ComfyUI steps into sigma 0 with {@code x = denoised} ({@code finalDenoised}).
  */
 public record Lms(int order, boolean finalDenoised) implements Sampler {
     private static final GaussIntegratorFactory GAUSS = new GaussIntegratorFactory();
@@ -57,7 +57,7 @@ public record Lms(int order, boolean finalDenoised) implements Sampler {
                 ds.removeLast();
             }
             Sampling.report(listener, new Step(i, sigma, sigma, x, denoised));
-            if (finalDenoised && i == steps - 1) {
+            if (finalDenoised && sigmas[i + 1] == 0) {
                 x = denoised.clone();
                 continue;
             }
