@@ -73,6 +73,8 @@ public final class SamplerNames {
         comfy("lcm", Lcm::new, false);
         comfy("seeds_2", Seeds::two, false);
         comfy("seeds_3", Seeds::three, false);
+        comfy("exp_heun_2_x0", Seeds::expHeun2X0, false);
+        comfy("exp_heun_2_x0_sde", Seeds::expHeun2X0Sde, false);
         comfy("er_sde", ErSde::new, false);
         comfy("ddpm", Ddpm::new, false);
         comfy("ipndm", () -> new Ipndm(4, false), false);

@@ -6,8 +6,30 @@ package dev.jdiffusion.samplers;
  * stages at the fractions {@code r1} (and {@code r2}) of each step, each stage injecting noise
  * that stays correlated with the previous stage's, so the whole step has the right variance.
  * eta = 0 gives the deterministic exponential integrator. The step to sigma 0 returns the estimate.
+ * SEEDS-2 combines its two estimates either by averaging them at the stage fraction (ComfyUI's
+ * {@code solver_type = "phi_1"}) or with the exponential integrator's φ₁/φ₂ weights
+ * ({@code phi2Weights}); with a full first stage (r = 1) and φ₂ weights it is ComfyUI's exponential
+ * Heun, {@code exp_heun_2_x0} (+ {@code _sde}).
  */
-public record Seeds(int stages, double eta, double sNoise, double r1, double r2) implements Sampler {
+public record Seeds(int stages, double eta, double sNoise, double r1, double r2, boolean phi2Weights) implements Sampler {
+    /** SEEDS with the stage estimates averaged (ComfyUI's {@code solver_type = "phi_1"}, its default). */
+    public Seeds(int stages, double eta, double sNoise, double r1, double r2) {
+        this(stages, eta, sNoise, r1, r2, false);
+    }
+
+    /**
+     * Exponential Heun in data prediction (ComfyUI's {@code exp_heun_2_x0}): SEEDS-2 with eta 0 and a
+     * full first stage (r = 1), the two estimates weighted by φ₁ and φ₂.
+     */
+    public static Seeds expHeun2X0() {
+        return new Seeds(2, 0, 0, 1, Double.NaN, true);
+    }
+
+    /** Its stochastic form (ComfyUI's {@code exp_heun_2_x0_sde}: eta 1, s_noise 1). */
+    public static Seeds expHeun2X0Sde() {
+        return new Seeds(2, 1, 1, 1, Double.NaN, true);
+    }
+
     /** SEEDS-2 with ComfyUI's defaults (eta 1, s_noise 1, r 1/2). */
     public static Seeds two() {
         return new Seeds(2, 1, 1, 0.5, Double.NaN);
@@ -23,7 +45,10 @@ public record Seeds(int stages, double eta, double sNoise, double r1, double r2)
         if (stages != 2 && stages != 3) {
             throw new IllegalArgumentException("SEEDS has 2 or 3 stages, got " + stages);
         }
-        if (!(r1 > 0 && r1 < 1) || stages == 3 && !(r2 > r1 && r2 < 1)) {
+        if (phi2Weights && stages != 2) {
+            throw new IllegalArgumentException("the phi_2 weighting is a SEEDS-2 option");
+        }
+        if (!(r1 > 0 && r1 <= 1) || stages == 3 && !(r1 < 1 && r2 > r1 && r2 < 1)) {
             throw new IllegalArgumentException("SEEDS stage fractions must satisfy 0 < r1 < r2 < 1, got r1=" + r1
                     + " r2=" + r2);
         }
@@ -60,9 +85,15 @@ public record Seeds(int stages, double eta, double sNoise, double r1, double r2)
             double[] den2 = model.denoise(x2, s1);
             double decay = next / s * Math.exp(-h * eta);
             if (stages == 2) {
-                double w = 1 / (2 * r1);
-                double[] dd = Vec.lin(1 - w, den, w, den2);
-                x = Vec.lin(decay, x, -at * Math.expm1(-he), dd);
+                if (phi2Weights) {
+                    double b2 = phi2h(-he) / r1;
+                    double b1 = Math.expm1(-he) - b2;
+                    x = Vec.lin(decay, x, -at * b1, den, -at * b2, den2);
+                } else {
+                    double w = 1 / (2 * r1);
+                    double[] dd = Vec.lin(1 - w, den, w, den2);
+                    x = Vec.lin(decay, x, -at * Math.expm1(-he), dd);
+                }
                 if (inject) {
                     z = correlate(z, (r1 - 1) * h * eta, noise.next(s1, next));
                     Vec.addScaled(x, next * sNoise, z);

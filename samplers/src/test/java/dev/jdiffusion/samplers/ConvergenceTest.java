@@ -75,6 +75,8 @@ class ConvergenceTest {
         cases.put("res_multistep", new Object[] {new ResMultistep(), 2});
         cases.put("SEEDS-2 (eta 0)", new Object[] {new Seeds(2, 0, 1, 0.5, Double.NaN), 2});
         cases.put("SEEDS-3 (eta 0)", new Object[] {new Seeds(3, 0, 1, 1 / 3.0, 2 / 3.0), 3});
+        cases.put("exp_heun_2_x0", new Object[] {Seeds.expHeun2X0(), 2});
+        cases.put("SEEDS-2 phi_2 weights (eta 0)", new Object[] {new Seeds(2, 0, 1, 0.5, Double.NaN, true), 2});
         cases.put("iPNDM order 2", new Object[] {new Ipndm(2, false), 2});
         cases.put("DEIS order 2", new Object[] {new Deis(2), 2});
         // SA-Solver: predictor of order p, corrector of order c raises it to c (eta 0: no noise)
@@ -154,6 +156,7 @@ class ConvergenceTest {
         cases.put("SEEDS-2", Seeds::two);
         cases.put("SEEDS-3", Seeds::three);
         cases.put("Restart", Restart::automatic);
+        cases.put("exp_heun_2_x0_sde", Seeds::expHeun2X0Sde);
         int n = 40_000;
         double mu = 0.3;
         double[] mus = new double[n];

@@ -43,6 +43,9 @@ class SamplerApiTest {
         assertEquals(Seeds.three(), SamplerNames.resolve("seeds_3").sampler());
         assertEquals(new ErSde(1, 3), SamplerNames.resolve("er_sde").sampler());
         assertEquals(new Deis(3), SamplerNames.resolve("deis").sampler());
+        assertEquals(Seeds.expHeun2X0(), SamplerNames.resolve("exp_heun_2_x0").sampler());
+        assertEquals(new Seeds(2, 1, 1, 1, Double.NaN, true), SamplerNames.resolve("exp_heun_2_x0_sde").sampler());
+        assertThrows(IllegalArgumentException.class, () -> new Seeds(3, 1, 1, 1 / 3.0, 2 / 3.0, true));
         assertEquals(new SaSolver(false), SamplerNames.resolve("sa_solver").sampler());
         assertTrue(((SaSolver) SamplerNames.resolve("sa_solver_pece").sampler()).pece());
         assertEquals(new UniPc.ComfyUi(UniPc.Variant.BH2), SamplerNames.resolve("uni_pc_bh2").sampler());
