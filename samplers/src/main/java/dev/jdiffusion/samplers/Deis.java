@@ -44,23 +44,7 @@ public record Deis(int maxOrder) implements Sampler {
             if (order == 1) {
                 x = Vec.addScaled(x, next - s, d);
             } else {
-                double[] c = weights[i];
-                double[][] terms = new double[order][];
-                terms[0] = d;
-                int j = 1;
-                for (double[] past : history) {
-                    if (j >= order) {
-                        break;
-                    }
-                    terms[j++] = past;
-                }
-                for (int k = 0; k < x.length; k++) {
-                    double sum = 0;
-                    for (int m = 0; m < order; m++) {
-                        sum += c[m] * terms[m][k];
-                    }
-                    x[k] += sum;
-                }
+                Vec.addCombination(x, 1, weights[i], Ipndm.newestFirst(d, history, order));
             }
             history.addFirst(d);
             if (history.size() > maxOrder - 1) {

@@ -37,23 +37,7 @@ public record Ipndm(int maxOrder, boolean variableStep) implements Sampler {
                 x = denoised.clone();
             } else {
                 double[] c = variableStep ? variableCoefficients(sigmas, i, order) : fixedCoefficients(order);
-                double h = next - s;
-                double[][] terms = new double[order][];
-                terms[0] = d;
-                int j = 1;
-                for (double[] past : history) {
-                    if (j >= order) {
-                        break;
-                    }
-                    terms[j++] = past;
-                }
-                for (int k = 0; k < x.length; k++) {
-                    double sum = 0;
-                    for (int m = 0; m < order; m++) {
-                        sum += c[m] * terms[m][k];
-                    }
-                    x[k] += h * sum;
-                }
+                Vec.addCombination(x, next - s, c, newestFirst(d, history, order));
             }
             history.addFirst(d);
             if (history.size() > maxOrder - 1) {
@@ -61,6 +45,20 @@ public record Ipndm(int maxOrder, boolean variableStep) implements Sampler {
             }
         }
         return x;
+    }
+
+    /** The current derivative and the {@code order − 1} newest of the history, newest first. */
+    static double[][] newestFirst(double[] d, Deque<double[]> history, int order) {
+        double[][] terms = new double[order][];
+        terms[0] = d;
+        int j = 1;
+        for (double[] past : history) {
+            if (j >= order) {
+                break;
+            }
+            terms[j++] = past;
+        }
+        return terms;
     }
 
     /** Adams–Bashforth weights for equal steps, newest derivative first. */

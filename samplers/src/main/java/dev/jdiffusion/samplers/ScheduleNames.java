@@ -59,8 +59,13 @@ public final class ScheduleNames {
             case "gits" -> AlignYourSteps.gits(1.20, n, 1);
             default -> throw new IllegalArgumentException("unknown schedule \"" + name + "\"; known: " + String.join(", ", NAMES));
         };
-        if (!discardPenultimate) {
-            return s;
+        return discardPenultimate ? withoutPenultimate(s) : s;
+    }
+
+    /** The schedule without its second-to-last sigma (computed with one step more, as the tools do for DPM2-type samplers). */
+    public static double[] withoutPenultimate(double[] s) {
+        if (s.length < 3) {
+            throw new IllegalArgumentException("a schedule of " + s.length + " sigmas has no penultimate sigma to drop");
         }
         double[] r = new double[s.length - 1];
         System.arraycopy(s, 0, r, 0, s.length - 2);

@@ -32,6 +32,17 @@ final class Vec {
         return r;
     }
 
+    /** {@code x += scale·Σ_m weights[m]·vectors[m]} in place (summed per element in the order given). */
+    static void addCombination(double[] x, double scale, double[] weights, double[][] vectors) {
+        for (int k = 0; k < x.length; k++) {
+            double sum = 0;
+            for (int m = 0; m < weights.length; m++) {
+                sum += weights[m] * vectors[m][k];
+            }
+            x[k] += scale * sum;
+        }
+    }
+
     /** {@code x += s·y} in place; returns {@code x}. */
     static double[] addScaled(double[] x, double s, double[] y) {
         for (int i = 0; i < x.length; i++) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 
@@ -126,20 +125,6 @@ class ConvergenceTest {
         }
     }
 
-    private static double[] gaussianNoise(SplittableRandom r, int n) {
-        double[] z = new double[n];
-        for (int i = 0; i < n; i += 2) {
-            double u1 = 1 - r.nextDouble();
-            double u2 = r.nextDouble();
-            double rad = Math.sqrt(-2 * Math.log(u1));
-            z[i] = rad * Math.cos(2 * Math.PI * u2);
-            if (i + 1 < n) {
-                z[i + 1] = rad * Math.sin(2 * Math.PI * u2);
-            }
-        }
-        return z;
-    }
-
     @Test
     void stochasticSamplersReproduceTheDataDistribution() {
         Map<String, Supplier<Sampler>> cases = new LinkedHashMap<>();
@@ -177,12 +162,12 @@ class ConvergenceTest {
 
     private static double[] meanAndVariance(Sampler sampler, ToyDenoiser model, double mu, int n, int steps) {
         double[] sigmas = Schedules.karras(steps, 0.02, 20, 7);
-        SplittableRandom r = new SplittableRandom(1234);
-        double[] x = gaussianNoise(r, n);
+        SeededNoise noise = SeededNoise.of(SeededNoise.Generator.OWN, 1234, n);
+        double[] x = noise.next();
         for (int i = 0; i < n; i++) {
             x[i] = mu + x[i] * Math.sqrt(sigmas[0] * sigmas[0] + S * S);
         }
-        double[] out = sampler.sample(model, x, sigmas, (a, b) -> gaussianNoise(r, n), StepListener.NONE);
+        double[] out = sampler.sample(model, x, sigmas, noise, StepListener.NONE);
         double mean = java.util.Arrays.stream(out).average().orElseThrow();
         double var = java.util.Arrays.stream(out).map(v -> (v - mean) * (v - mean)).sum() / (n - 1);
         return new double[] {mean, var};
@@ -195,8 +180,7 @@ class ConvergenceTest {
         double[] mus = new double[n];
         ToyDenoiser model = ToyDenoiser.gaussian(mus, S);
         double[] sigmas = Schedules.karras(30, 0.02, 20, 7);
-        SplittableRandom r = new SplittableRandom(7);
-        double[] x = gaussianNoise(r, n);
+        double[] x = SeededNoise.of(SeededNoise.Generator.OWN, 7, n).next();
         for (int i = 0; i < n; i++) {
             x[i] *= Math.sqrt(sigmas[0] * sigmas[0] + S * S);
         }

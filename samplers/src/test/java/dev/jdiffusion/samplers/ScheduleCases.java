@@ -99,13 +99,7 @@ final class ScheduleCases {
                 default -> throw new AssertionError("unknown ComfyUI scheduler entry " + name);
             };
         }
-        if (!discard) {
-            return s;
-        }
-        double[] r = new double[s.length - 1];
-        System.arraycopy(s, 0, r, 0, s.length - 2);
-        r[r.length - 1] = s[s.length - 1];
-        return r;
+        return discard ? ScheduleNames.withoutPenultimate(s) : s;
     }
 
     private static double[] map(double[] in, java.util.function.DoubleUnaryOperator f) {
