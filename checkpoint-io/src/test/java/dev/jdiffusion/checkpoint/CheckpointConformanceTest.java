@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.jdiffusion.checkpoint.pickle.Pickle;
 import dev.jdiffusion.checkpoint.torch.TorchCheckpoint;
 import dev.jdiffusion.checkpoint.torch.TorchTensor;
+import dev.jdiffusion.core.json.Json;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.math.BigInteger;

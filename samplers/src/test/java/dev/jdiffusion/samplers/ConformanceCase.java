@@ -1,6 +1,6 @@
 package dev.jdiffusion.samplers;
 
-import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import java.io.IOException;
 import java.nio.file.Files;

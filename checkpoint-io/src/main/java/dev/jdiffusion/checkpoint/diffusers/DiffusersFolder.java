@@ -3,7 +3,7 @@ package dev.jdiffusion.checkpoint.diffusers;
 import dev.jdiffusion.checkpoint.Checkpoint;
 import dev.jdiffusion.checkpoint.CheckpointFormatException;
 import dev.jdiffusion.checkpoint.Checkpoints;
-import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.checkpoint.keys.ClipKeys;
 import dev.jdiffusion.checkpoint.keys.KeyMap;

@@ -1,6 +1,6 @@
 package dev.jdiffusion.checkpoint.safetensors;
 
-import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.checkpoint.StoredType;
 import dev.jdiffusion.checkpoint.Checkpoint;
 import dev.jdiffusion.checkpoint.CheckpointFormatException;

@@ -1,6 +1,6 @@
 package dev.jdiffusion.checkpoint.safetensors;
 
-import dev.jdiffusion.checkpoint.Json;
+import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.checkpoint.StoredType;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,4 @@
-package dev.jdiffusion.checkpoint;
+package dev.jdiffusion.core.json;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON parser (safetensors headers, diffusers configs): objects keep their key order and refuse duplicate
+ * A strict JSON parser (safetensors headers, diffusers configs, tokenizer vocabularies): objects keep their key order and refuse duplicate
  * keys, nesting is bounded, numbers stay exact (integers as {@link Long} when they fit, else their
  * text). Errors are {@link IllegalArgumentException}s with the offending position.
  */
