@@ -117,6 +117,11 @@ public final class PromptParser {
      * emphasis parsing on; {@code commaBacktrack} 0 turns the comma rule off).
      */
     public static Chunks chunks(ClipTokenizer tokenizer, String prompt, int commaBacktrack) {
+        return chunks(tokenizer, parseAttention(prompt), commaBacktrack);
+    }
+
+    /** The chunks of already parsed pieces (e.g. one unparsed piece of weight 1, A1111's emphasis "None"). */
+    public static Chunks chunks(ClipTokenizer tokenizer, List<Weighted> pieces, int commaBacktrack) {
         int comma = tokenizer.encode(",")[0];
         int body = ClipTokenizer.MAX_BODY_TOKENS;
         List<Chunk> chunks = new ArrayList<>();
@@ -124,7 +129,7 @@ public final class PromptParser {
         List<Double> mults = new ArrayList<>();
         int[] count = {0};
         int lastComma = -1;
-        for (Weighted w : parseAttention(prompt)) {
+        for (Weighted w : pieces) {
             if (w.isBreak()) {
                 close(chunks, tokens, mults, count, false);
                 lastComma = -1;

@@ -12,7 +12,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class ClipTextEncoderTest {
-    private static final String P = "cond_stage_model.transformer.text_model.";
+    static final String P = "cond_stage_model.transformer.text_model.";
 
     private static Tensor rand(Random r, int... shape) {
         int n = 1;
@@ -27,7 +27,7 @@ class ClipTextEncoderTest {
     }
 
     /** A two-layer SD 1.x-named encoder of width 8 over a vocabulary of 49408. */
-    private static Map<String, Tensor> weights() {
+    static Map<String, Tensor> weights() {
         Random r = new Random(3);
         int d = 8;
         Map<String, Tensor> w = new HashMap<>();
