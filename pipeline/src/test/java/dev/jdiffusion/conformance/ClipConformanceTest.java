@@ -2,7 +2,6 @@ package dev.jdiffusion.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
@@ -13,9 +12,7 @@ import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -37,18 +34,14 @@ class ClipConformanceTest {
         CPU.close();
     }
 
-    static Path root() {
-        return Paths.get(System.getProperty("conformance.dir", "../shared/conformance")).toAbsolutePath().normalize();
-    }
-
     @TestFactory
     Stream<DynamicTest> everyClipCase() throws IOException {
-        Path dir = root().resolve("clip");
+        Path dir = Cases.root().resolve("clip");
         Assumptions.assumeTrue(Files.isDirectory(dir), "no clip conformance data at " + dir + "; skipped");
         List<DynamicTest> tests = new ArrayList<>();
         try (Stream<Path> walk = Files.walk(dir)) {
             for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
-                String rel = root().relativize(manifest.getParent()).toString();
+                String rel = Cases.root().relativize(manifest.getParent()).toString();
                 tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest)));
             }
         }
@@ -59,22 +52,21 @@ class ClipConformanceTest {
         Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(manifestPath));
         Path dir = manifestPath.getParent();
         String kind = (String) m.get("kind");
-        Compare c = new Compare();
+        Cases.Compare c;
         switch (kind) {
             case "clip-text" -> {
-                c.rel = 1e-4;
-                c.abs = 1e-4;
+                c = new Cases.Compare(CPU, 1e-4, 1e-4);
                 Map<?, ?> cfg = (Map<?, ?>) m.get("config");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("weights.safetensors"));
                      SafetensorsFile g = SafetensorsFile.open(dir.resolve("golden.safetensors"))) {
                     boolean sd1 = ((String) cfg.get("weight_naming")).startsWith("SD1");
-                    Map<String, Tensor> weights = tensors(w);
+                    Map<String, Tensor> weights = Cases.tensors(w);
                     ClipTextEncoder enc = ClipTextEncoder.load(CPU, weights, sd1 ? "cond_stage_model.transformer.text_model."
                             : "cond_stage_model.model.", num(cfg.get("heads")), activation((String) cfg.get("activation")));
                     if (sd1) {
                         enc = enc.withProjection(weights.get("text_projection"));
                     }
-                    ClipTextEncoder.Output out = enc.encode(ids(g.tensor("input_ids")));
+                    ClipTextEncoder.Output out = enc.encode(Cases.ids(g.tensor("input_ids")));
                     c.compare("embeddings", out.hiddenStates().get(0), g.tensor("embeddings"));
                     double[] all = g.tensor("all_layer_outputs").doubles();
                     int per = all.length / enc.layers();
@@ -91,19 +83,18 @@ class ClipConformanceTest {
                 }
             }
             case "clip-text-encoder" -> {
-                c.rel = 5e-6;
-                c.abs = 5e-5;
+                c = new Cases.Compare(CPU, 5e-6, 5e-5);
                 Map<?, ?> cfg = (Map<?, ?>) m.get("config");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
                      SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"))) {
-                    Map<String, Tensor> weights = tensors(w);
+                    Map<String, Tensor> weights = Cases.tensors(w);
                     boolean sd1 = weights.containsKey("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
                     ClipTextEncoder enc = ClipTextEncoder.load(CPU, weights, sd1 ? "cond_stage_model.transformer.text_model."
                             : "cond_stage_model.model.", num(cfg.get("heads")), activation((String) cfg.get("hidden_act")));
                     if (io.contains("text_projection")) {
                         enc = enc.withProjection(io.tensor("text_projection").toTensor());
                     }
-                    ClipTextEncoder.Output out = enc.encode(ids(io.tensor("input_ids")));
+                    ClipTextEncoder.Output out = enc.encode(Cases.ids(io.tensor("input_ids")));
                     for (int i = 0; i <= enc.layers(); i++) {
                         c.compare("hidden_states." + i, out.hiddenStates().get(i), io.tensor("hidden_states." + i));
                     }
@@ -115,12 +106,11 @@ class ClipConformanceTest {
                 }
             }
             case "sdxl-text-conditioning" -> {
-                c.rel = 5e-6;
-                c.abs = 5e-5;
+                c = new Cases.Compare(CPU, 5e-6, 5e-5);
                 Map<?, ?> emb = (Map<?, ?>) m.get("embedders");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
                      SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"))) {
-                    Map<String, Tensor> weights = tensors(w);
+                    Map<String, Tensor> weights = Cases.tensors(w);
                     ClipTextEncoder[] encoders = new ClipTextEncoder[2];
                     for (int e = 0; e < 2; e++) {
                         Map<?, ?> spec = (Map<?, ?>) emb.get(Integer.toString(e));
@@ -129,37 +119,17 @@ class ClipConformanceTest {
                                 activation((String) cfg.get("hidden_act")));
                     }
                     SdxlTextConditioner.Conditioning out = new SdxlTextConditioner(CPU, encoders[0], encoders[1])
-                            .encode(ids(io.tensor("input_ids_0")), ids(io.tensor("input_ids_1")));
+                            .encode(Cases.ids(io.tensor("input_ids_0")), Cases.ids(io.tensor("input_ids_1")));
                     c.compare("crossattn", out.crossAttention(), io.tensor("crossattn"));
                     c.compare("vector_text", out.pooled(), io.tensor("vector_text"));
                 }
             }
-            default -> c.fail("no runner for kind " + kind);
-        }
-        System.out.printf("conformance %s %s rel_l2_err=%.3g max_abs_err=%.3g%n", rel, c.failures.isEmpty() ? "PASS" : "FAIL",
-                c.worstRel, c.worstAbs);
-        assertTrue(c.failures.isEmpty(), rel + ": " + c.failures);
-    }
-
-    private static Map<String, Tensor> tensors(SafetensorsFile f) {
-        Map<String, Tensor> m = new HashMap<>();
-        for (Map.Entry<String, StoredTensor> e : f.tensors().entrySet()) {
-            m.put(e.getKey(), e.getValue().toTensor());
-        }
-        return m;
-    }
-
-    private static int[][] ids(StoredTensor t) {
-        double[] d = t.doubles();
-        int rows = t.intShape()[0];
-        int cols = t.intShape()[1];
-        int[][] r = new int[rows][cols];
-        for (int i = 0; i < rows; i++) {
-            for (int j = 0; j < cols; j++) {
-                r[i][j] = (int) d[i * cols + j];
+            default -> {
+                c = new Cases.Compare(CPU, 0, 0);
+                c.fail("no runner for kind " + kind);
             }
         }
-        return r;
+        assertTrue(c.report(rel), rel + ": " + c.failures);
     }
 
     private static ClipTextEncoder.Activation activation(String s) {
@@ -168,49 +138,5 @@ class ClipConformanceTest {
 
     private static int num(Object o) {
         return ((Number) o).intValue();
-    }
-
-    /** rel_l2 and max_abs per tensor against the stated bounds. */
-    private static final class Compare {
-        double rel;
-        double abs;
-        double worstRel;
-        double worstAbs;
-        final List<String> failures = new ArrayList<>();
-
-        void fail(String why) {
-            failures.add(why);
-        }
-
-        void compare(String name, Tensor got, StoredTensor want) {
-            compare(name, got, want.doubles());
-        }
-
-        void compare(String name, Tensor got, double[] want) {
-            if (got == null) {
-                fail(name + ": not computed");
-                return;
-            }
-            float[] g = CPU.toHost(got).toFloatArray();
-            if (g.length != want.length) {
-                fail(name + ": " + g.length + " values, expected " + want.length);
-                return;
-            }
-            double num = 0;
-            double den = 0;
-            double max = 0;
-            for (int i = 0; i < g.length; i++) {
-                double d = g[i] - want[i];
-                num += d * d;
-                den += want[i] * want[i];
-                max = Math.max(max, Math.abs(d));
-            }
-            double r = Math.sqrt(num / Math.max(den, Double.MIN_NORMAL));
-            worstRel = Math.max(worstRel, r);
-            worstAbs = Math.max(worstAbs, max);
-            if (!(r <= rel) || !(max <= abs)) {
-                fail(String.format("%s: rel_l2 %.3g (<= %.1g), max_abs %.3g (<= %.1g)", name, r, rel, max, abs));
-            }
-        }
     }
 }

@@ -1,0 +1,222 @@
+package dev.jdiffusion.core.model;
+
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/**
+ * Stable Diffusion's first stage, the KL autoencoder (LDM {@code AutoencoderKL}: {@code Encoder},
+ * {@code Decoder}, {@code quant_conv}, {@code post_quant_conv}), for SD 1.x, 2.x and SDXL alike. Its
+ * shape (channels, levels, blocks per level, latent channels) is read from the weights, named as in
+ * SD single-file checkpoints under a prefix ({@code first_stage_model.}). The latent scale factor is
+ * the pipeline's business ({@link #SD_SCALE_FACTOR}, {@link #SDXL_SCALE_FACTOR}).
+ */
+public final class Vae {
+    /** SD 1.x and 2.x: latent = 0.18215 · z. */
+    public static final float SD_SCALE_FACTOR = 0.18215f;
+    /** SDXL: latent = 0.13025 · z. */
+    public static final float SDXL_SCALE_FACTOR = 0.13025f;
+    private static final int GROUPS = 32;
+    private static final float EPS = 1e-6f;
+
+    /** The encoder's posterior: mean and log-variance (clamped to [−30, 20]) of each latent element. */
+    public record Posterior(Tensor moments, Tensor mean, Tensor logvar, Tensor std) {
+    }
+
+    /** Receives each block's output by its module path (for comparing with a reference); may be null. */
+    public interface Observer extends BiConsumer<String, Tensor> {
+    }
+
+    private final Backend backend;
+    private final Map<String, Tensor> w;
+    private final String prefix;
+    private final int levels;
+    private final int blocks;
+    private final int zChannels;
+
+    private Vae(Backend backend, Map<String, Tensor> weights, String prefix, int levels, int blocks, int zChannels) {
+        this.backend = backend;
+        this.w = weights;
+        this.prefix = prefix;
+        this.levels = levels;
+        this.blocks = blocks;
+        this.zChannels = zChannels;
+    }
+
+    /** The autoencoder whose weights sit under {@code prefix} (e.g. {@code first_stage_model.}). */
+    public static Vae load(Backend backend, Map<String, Tensor> weights, String prefix) {
+        if (!weights.containsKey(prefix + "encoder.conv_in.weight") && !weights.containsKey(prefix + "decoder.conv_in.weight")) {
+            throw new IllegalArgumentException("no VAE under \"" + prefix + "\": " + prefix + "encoder.conv_in.weight and "
+                    + prefix + "decoder.conv_in.weight are missing");
+        }
+        int levels = 0;
+        while (weights.containsKey(prefix + "decoder.up." + levels + ".block.0.conv1.weight")) {
+            levels++;
+        }
+        int blocks = 0;
+        while (weights.containsKey(prefix + "decoder.up.0.block." + blocks + ".conv1.weight")) {
+            blocks++;
+        }
+        if (levels == 0 || blocks < 2) {
+            throw new IllegalArgumentException("the VAE under \"" + prefix + "\" has no decoder levels (decoder.up.N.block.M)");
+        }
+        Tensor postQuant = weights.get(prefix + "post_quant_conv.weight");
+        int z = postQuant != null ? postQuant.dim(0) : weights.get(prefix + "decoder.conv_in.weight").dim(1);
+        return new Vae(backend, weights, prefix, levels, blocks - 1, z);
+    }
+
+    /** Image pixels to latent pixels: 2^(levels − 1) (8 for the real VAE). */
+    public int downsamplingFactor() {
+        return 1 << (levels - 1);
+    }
+
+    public int latentChannels() {
+        return zChannels;
+    }
+
+    private Tensor weight(String name) {
+        Tensor t = w.get(prefix + name);
+        if (t == null) {
+            throw new IllegalArgumentException("the VAE needs " + prefix + name + ", which the checkpoint lacks");
+        }
+        return t;
+    }
+
+    private static void observe(Observer o, String name, Tensor t) {
+        if (o != null) {
+            o.accept(name, t);
+        }
+    }
+
+    /** The posterior of images {@code x} [N, 3, H, W] in [−1, 1] (H, W multiples of the downsampling factor). */
+    public Posterior encode(Tensor x, Observer o) {
+        int f = downsamplingFactor();
+        if (x.rank() != 4 || x.dim(2) % f != 0 || x.dim(3) % f != 0) {
+            throw new IllegalArgumentException("the VAE encodes [N, C, H, W] images with H and W multiples of " + f
+                    + ", got " + java.util.Arrays.toString(x.shape()));
+        }
+        String e = "encoder.";
+        Tensor h = conv(x, e + "conv_in", 1, 1);
+        observe(o, e + "conv_in", h);
+        for (int i = 0; i < levels; i++) {
+            for (int j = 0; j < blocks; j++) {
+                h = resnet(h, e + "down." + i + ".block." + j);
+                observe(o, e + "down." + i + ".block." + j, h);
+            }
+            if (i != levels - 1) {
+                h = downsample(h, e + "down." + i + ".downsample.conv");
+                observe(o, e + "down." + i + ".downsample", h);
+            }
+        }
+        h = mid(h, e, o);
+        h = out(h, e, o);
+        Tensor moments = conv(h, "quant_conv", 1, 0);
+        observe(o, "quant_conv", moments);
+        float[] m = backend.toHost(moments).toFloatArray();
+        int n = moments.dim(0);
+        int c = moments.dim(1) / 2;
+        int hw = moments.dim(2) * moments.dim(3);
+        float[] mean = new float[n * c * hw];
+        float[] logvar = new float[mean.length];
+        float[] std = new float[mean.length];
+        for (int b = 0; b < n; b++) {
+            System.arraycopy(m, b * 2 * c * hw, mean, b * c * hw, c * hw);
+            for (int i = 0; i < c * hw; i++) {
+                float lv = Math.min(20f, Math.max(-30f, m[(b * 2 + 1) * c * hw + i]));
+                logvar[b * c * hw + i] = lv;
+                std[b * c * hw + i] = (float) Math.exp(0.5 * lv);
+            }
+        }
+        int[] shape = {n, c, moments.dim(2), moments.dim(3)};
+        return new Posterior(moments, Tensor.of(mean, shape), Tensor.of(logvar, shape), Tensor.of(std, shape));
+    }
+
+    /** A sample of the posterior: mean + std · eps. */
+    public Tensor sample(Posterior p, Tensor eps) {
+        return backend.add(p.mean(), backend.mul(p.std(), eps));
+    }
+
+    /** Latents z [N, zc, h, w] (already divided by the scale factor) to images in about [−1, 1]. */
+    public Tensor decode(Tensor z, Observer o) {
+        if (z.rank() != 4 || z.dim(1) != zChannels) {
+            throw new IllegalArgumentException("the VAE decodes [N, " + zChannels + ", h, w] latents, got "
+                    + java.util.Arrays.toString(z.shape()));
+        }
+        String d = "decoder.";
+        Tensor h = conv(z, "post_quant_conv", 1, 0);
+        observe(o, "post_quant_conv", h);
+        h = conv(h, d + "conv_in", 1, 1);
+        observe(o, d + "conv_in", h);
+        h = mid(h, d, o);
+        for (int i = levels - 1; i >= 0; i--) {
+            for (int j = 0; j <= blocks; j++) {
+                h = resnet(h, d + "up." + i + ".block." + j);
+                observe(o, d + "up." + i + ".block." + j, h);
+            }
+            if (i != 0) {
+                h = conv(backend.upsampleNearest2x(h), d + "up." + i + ".upsample.conv", 1, 1);
+                observe(o, d + "up." + i + ".upsample", h);
+            }
+        }
+        return out(h, d, o);
+    }
+
+    private Tensor mid(Tensor h, String part, Observer o) {
+        h = resnet(h, part + "mid.block_1");
+        observe(o, part + "mid.block_1", h);
+        h = attention(h, part + "mid.attn_1");
+        observe(o, part + "mid.attn_1", h);
+        h = resnet(h, part + "mid.block_2");
+        observe(o, part + "mid.block_2", h);
+        return h;
+    }
+
+    private Tensor out(Tensor h, String part, Observer o) {
+        Tensor n = backend.groupNorm(h, GROUPS, weight(part + "norm_out.weight"), weight(part + "norm_out.bias"), EPS, false);
+        observe(o, part + "norm_out", n);
+        Tensor r = conv(backend.silu(n), part + "conv_out", 1, 1);
+        observe(o, part + "conv_out", r);
+        return r;
+    }
+
+    private Tensor conv(Tensor x, String name, int stride, int padding) {
+        return backend.conv2d(x, weight(name + ".weight"), weight(name + ".bias"), stride, padding);
+    }
+
+    private Tensor resnet(Tensor x, String p) {
+        Tensor h = backend.groupNorm(x, GROUPS, weight(p + ".norm1.weight"), weight(p + ".norm1.bias"), EPS, true);
+        h = conv(h, p + ".conv1", 1, 1);
+        h = backend.groupNorm(h, GROUPS, weight(p + ".norm2.weight"), weight(p + ".norm2.bias"), EPS, true);
+        h = conv(h, p + ".conv2", 1, 1);
+        Tensor skip = w.containsKey(prefix + p + ".nin_shortcut.weight") ? conv(x, p + ".nin_shortcut", 1, 0) : x;
+        return backend.add(skip, h);
+    }
+
+    /** Zero padding of one column on the right and one row at the bottom, then a 3×3 convolution of stride 2. */
+    private Tensor downsample(Tensor x, String name) {
+        int n = x.dim(0);
+        int c = x.dim(1);
+        int hh = x.dim(2);
+        int ww = x.dim(3);
+        Tensor padded = backend.concat(3, x, backend.zeros(n, c, hh, 1));
+        padded = backend.concat(2, padded, backend.zeros(n, c, 1, ww + 1));
+        return conv(padded, name, 2, 0);
+    }
+
+    /** Single-head self-attention over the H·W positions, residual. */
+    private Tensor attention(Tensor x, String p) {
+        int n = x.dim(0);
+        int c = x.dim(1);
+        int hh = x.dim(2);
+        int ww = x.dim(3);
+        Tensor h = backend.groupNorm(x, GROUPS, weight(p + ".norm.weight"), weight(p + ".norm.bias"), EPS, false);
+        Tensor seq = backend.permute(h.reshape(n, c, hh * ww), 0, 2, 1);
+        Tensor q = backend.linear(seq, weight(p + ".q.weight").reshape(c, c), weight(p + ".q.bias"));
+        Tensor k = backend.linear(seq, weight(p + ".k.weight").reshape(c, c), weight(p + ".k.bias"));
+        Tensor v = backend.linear(seq, weight(p + ".v.weight").reshape(c, c), weight(p + ".v.bias"));
+        Tensor o = backend.attention(q, k, v, 1, false);
+        o = backend.linear(o, weight(p + ".proj_out.weight").reshape(c, c), weight(p + ".proj_out.bias"));
+        return backend.add(x, backend.permute(o, 0, 2, 1).reshape(n, c, hh, ww));
+    }
+}

@@ -1,0 +1,101 @@
+package dev.jdiffusion.conformance;
+
+import dev.jdiffusion.checkpoint.StoredTensor;
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/** What the model conformance tests share: the data folder, weights as tensors, ids, and the tensor comparison. */
+final class Cases {
+    private Cases() {
+    }
+
+    static Path root() {
+        return Paths.get(System.getProperty("conformance.dir", "../shared/conformance")).toAbsolutePath().normalize();
+    }
+
+    static Map<String, Tensor> tensors(SafetensorsFile f) {
+        Map<String, Tensor> m = new HashMap<>();
+        for (Map.Entry<String, StoredTensor> e : f.tensors().entrySet()) {
+            m.put(e.getKey(), e.getValue().toTensor());
+        }
+        return m;
+    }
+
+    static int[][] ids(StoredTensor t) {
+        double[] d = t.doubles();
+        int rows = t.intShape()[0];
+        int cols = t.intShape()[1];
+        int[][] r = new int[rows][cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                r[i][j] = (int) d[i * cols + j];
+            }
+        }
+        return r;
+    }
+
+    /** rel_l2 and max_abs per tensor against the stated bounds; the worst of each for the case's line. */
+    static final class Compare {
+        final Backend backend;
+        final double rel;
+        final double abs;
+        double worstRel;
+        double worstAbs;
+        final List<String> failures = new ArrayList<>();
+
+        Compare(Backend backend, double rel, double abs) {
+            this.backend = backend;
+            this.rel = rel;
+            this.abs = abs;
+        }
+
+        void fail(String why) {
+            failures.add(why);
+        }
+
+        void compare(String name, Tensor got, StoredTensor want) {
+            compare(name, got, want.doubles());
+        }
+
+        void compare(String name, Tensor got, double[] want) {
+            if (got == null) {
+                fail(name + ": not computed");
+                return;
+            }
+            float[] g = backend.toHost(got).toFloatArray();
+            if (g.length != want.length) {
+                fail(name + ": " + g.length + " values, expected " + want.length);
+                return;
+            }
+            double num = 0;
+            double den = 0;
+            double max = 0;
+            for (int i = 0; i < g.length; i++) {
+                double d = g[i] - want[i];
+                num += d * d;
+                den += want[i] * want[i];
+                max = Math.max(max, Math.abs(d));
+            }
+            double r = Math.sqrt(num / Math.max(den, Double.MIN_NORMAL));
+            worstRel = Math.max(worstRel, r);
+            worstAbs = Math.max(worstAbs, max);
+            if (!(r <= rel) || !(max <= abs)) {
+                fail(String.format("%s: rel_l2 %.3g (<= %.1g), max_abs %.3g (<= %.1g)", name, r, rel, max, abs));
+            }
+        }
+
+        /** Prints the case's conformance line; true when it passed. */
+        boolean report(String rel) {
+            System.out.printf("conformance %s %s rel_l2_err=%.3g max_abs_err=%.3g%n", rel, failures.isEmpty() ? "PASS" : "FAIL",
+                    worstRel, worstAbs);
+            return failures.isEmpty();
+        }
+    }
+}

@@ -1,0 +1,106 @@
+package dev.jdiffusion.conformance;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.core.json.Json;
+import dev.jdiffusion.core.model.Vae;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * Every case under {@code vae/}: the tiny autoencoders' posterior, samples, decodings at both latent
+ * scale factors and every block's output, against the float64 references. One line per case.
+ */
+class VaeConformanceTest {
+    private static final Backend CPU = new CpuBackend(2);
+
+    @AfterAll
+    static void close() {
+        CPU.close();
+    }
+
+    @TestFactory
+    Stream<DynamicTest> everyVaeCase() throws IOException {
+        Path dir = Cases.root().resolve("vae");
+        Assumptions.assumeTrue(Files.isDirectory(dir), "no vae conformance data at " + dir + "; skipped");
+        List<DynamicTest> tests = new ArrayList<>();
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
+                String rel = Cases.root().relativize(manifest.getParent()).toString();
+                tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest.getParent())));
+            }
+        }
+        return tests.stream();
+    }
+
+    private static void run(String rel, Path dir) throws IOException {
+        Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("manifest.json")));
+        Cases.Compare c;
+        if (!"vae".equals(m.get("kind"))) {
+            c = new Cases.Compare(CPU, 0, 0);
+            c.fail("no runner for kind " + m.get("kind"));
+        } else if (Files.exists(dir.resolve("golden.safetensors"))) {
+            c = new Cases.Compare(CPU, 1e-4, 1e-3);
+            try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("weights.safetensors"));
+                 SafetensorsFile g = SafetensorsFile.open(dir.resolve("golden.safetensors"))) {
+                Vae vae = Vae.load(CPU, Cases.tensors(w), "first_stage_model.");
+                Map<String, Tensor> seen = new HashMap<>();
+                Vae.Posterior p = vae.encode(g.tensor("x").toTensor(), seen::put);
+                c.compare("encoder_out", seen.get("encoder.conv_out"), g.tensor("encoder_out"));
+                c.compare("moments", p.moments(), g.tensor("moments"));
+                c.compare("mean", p.mean(), g.tensor("mean"));
+                c.compare("logvar", p.logvar(), g.tensor("logvar"));
+                c.compare("std", p.std(), g.tensor("std"));
+                c.compare("decoded", vae.decode(g.tensor("z").toTensor(), seen::put), g.tensor("decoded"));
+                c.compare("post_quant_conv_out", seen.get("post_quant_conv"), g.tensor("post_quant_conv_out"));
+                for (String name : g.tensors().keySet()) {
+                    if (name.startsWith("intermediate.")) {
+                        c.compare(name, seen.get(name.substring("intermediate.".length())), g.tensor(name));
+                    }
+                }
+                c.compare("decoded_from_mean", vae.decode(p.mean(), null), g.tensor("decoded_from_mean"));
+            }
+        } else {
+            c = new Cases.Compare(CPU, 2e-5, 1e-4);
+            try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
+                 SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"));
+                 SafetensorsFile im = SafetensorsFile.open(dir.resolve("intermediates.safetensors"))) {
+                Vae vae = Vae.load(CPU, Cases.tensors(w), "first_stage_model.");
+                Map<String, Tensor> seen = new HashMap<>();
+                Vae.Posterior p = vae.encode(io.tensor("x").toTensor(), seen::put);
+                c.compare("moments", p.moments(), io.tensor("moments"));
+                c.compare("mean", p.mean(), io.tensor("mean"));
+                c.compare("logvar", p.logvar(), io.tensor("logvar"));
+                c.compare("std", p.std(), io.tensor("std"));
+                Tensor sample = vae.sample(p, io.tensor("eps").toTensor());
+                c.compare("z_sample", sample, io.tensor("z_sample"));
+                c.compare("latent_sd1", CPU.scale(sample, Vae.SD_SCALE_FACTOR), io.tensor("latent_sd1"));
+                c.compare("latent_sdxl", CPU.scale(sample, Vae.SDXL_SCALE_FACTOR), io.tensor("latent_sdxl"));
+                c.compare("decoded_from_mean", vae.decode(p.mean(), null), io.tensor("decoded_from_mean"));
+                Tensor latent = io.tensor("latent_unet").toTensor();
+                c.compare("decoded_sd1", vae.decode(CPU.scale(latent, 1 / Vae.SD_SCALE_FACTOR), seen::put),
+                        io.tensor("decoded_sd1"));
+                c.compare("decoded_sdxl", vae.decode(CPU.scale(latent, 1 / Vae.SDXL_SCALE_FACTOR), null),
+                        io.tensor("decoded_sdxl"));
+                for (String name : im.tensors().keySet()) {
+                    c.compare("intermediate " + name, seen.get(name), im.tensor(name));
+                }
+            }
+        }
+        assertTrue(c.report(rel), rel + ": " + c.failures);
+    }
+}
