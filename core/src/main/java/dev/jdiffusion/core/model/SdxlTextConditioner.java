@@ -24,6 +24,35 @@ public final class SdxlTextConditioner {
         this.second = second;
     }
 
+    /**
+     * SDXL's vector input {@code y} [B, E + 6·256]: the pooled text embedding, then the sinusoidal
+     * embeddings (256 each, cos first) of the original size (height, width), the crop's top-left
+     * corner (top, left) and the target size (height, width) of each batch item.
+     */
+    public static Tensor vector(Backend backend, Tensor pooled, float[][] originalSize, float[][] cropTopLeft,
+                                float[][] targetSize) {
+        int b = pooled.dim(0);
+        if (originalSize.length != b || cropTopLeft.length != b || targetSize.length != b) {
+            throw new IllegalArgumentException("one size, crop and target size per batch item (" + b + ")");
+        }
+        Tensor[] parts = new Tensor[7];
+        parts[0] = pooled;
+        float[][][] pairs = {originalSize, cropTopLeft, targetSize};
+        for (int k = 0; k < 3; k++) {
+            for (int j = 0; j < 2; j++) {
+                float[] v = new float[b];
+                for (int i = 0; i < b; i++) {
+                    if (pairs[k][i].length != 2) {
+                        throw new IllegalArgumentException("sizes and crops are pairs, got " + pairs[k][i].length + " values");
+                    }
+                    v[i] = pairs[k][i][j];
+                }
+                parts[1 + 2 * k + j] = backend.timestepEmbedding(v, 256);
+            }
+        }
+        return backend.concat(1, parts);
+    }
+
     /** The conditioning of B prompts, given each encoder's own 77-id sequences. */
     public Conditioning encode(int[][] firstIds, int[][] secondIds) {
         if (firstIds.length != secondIds.length) {

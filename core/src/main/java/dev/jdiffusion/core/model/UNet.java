@@ -1,0 +1,268 @@
+package dev.jdiffusion.core.model;
+
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.tensor.Tensor;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/**
+ * The diffusion UNet of Stable Diffusion (LDM / sgm {@code UNetModel}), one implementation driven by
+ * its configuration for SD 1.x, SD 2.x and SDXL: timestep embedding (and SDXL's vector input {@code y}),
+ * ResBlocks, SpatialTransformers (self- and cross-attention, GEGLU feed-forward; 1×1-conv or linear
+ * projections), strided-conv downsampling, nearest upsampling, skip connections. Weight names are
+ * the checkpoint's ({@code model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight}, …).
+ */
+public final class UNet {
+    /**
+     * The constructor arguments of {@code UNetModel} that shape the network. {@code transformerDepth}
+     * has one entry per level (0: no attention there), {@code middleDepth} is the middle transformer's;
+     * exactly one of {@code numHeads} and {@code numHeadChannels} is positive; {@code admInChannels} is
+     * the size of SDXL's vector input (0: none).
+     */
+    public record Config(int inChannels, int outChannels, int modelChannels, int[] attentionResolutions,
+                         int numResBlocks, int[] channelMult, int numHeads, int numHeadChannels, int[] transformerDepth,
+                         int middleDepth, int contextDim, boolean linearProjection, int admInChannels) {
+        public Config {
+            if (channelMult.length == 0 || transformerDepth.length != channelMult.length) {
+                throw new IllegalArgumentException("transformer depth needs one entry per level: " + channelMult.length);
+            }
+            if ((numHeads > 0) == (numHeadChannels > 0)) {
+                throw new IllegalArgumentException("give either the number of heads or the channels per head");
+            }
+            if (numResBlocks < 1 || modelChannels < 1 || modelChannels % 2 != 0) {
+                throw new IllegalArgumentException("num_res_blocks must be >= 1 and model_channels even and positive");
+            }
+        }
+
+        /** SD 1.x ({@code v1-inference.yaml}). */
+        public static Config sd1() {
+            return new Config(4, 4, 320, new int[] {4, 2, 1}, 2, new int[] {1, 2, 4, 4}, 8, -1, new int[] {1, 1, 1, 1}, 1,
+                    768, false, 0);
+        }
+
+        /** SD 2.x ({@code v2-inference(-v).yaml}). */
+        public static Config sd2() {
+            return new Config(4, 4, 320, new int[] {4, 2, 1}, 2, new int[] {1, 2, 4, 4}, -1, 64, new int[] {1, 1, 1, 1}, 1,
+                    1024, true, 0);
+        }
+
+        /** SDXL base ({@code sd_xl_base.yaml}). */
+        public static Config sdxl() {
+            return new Config(4, 4, 320, new int[] {4, 2}, 2, new int[] {1, 2, 4}, -1, 64, new int[] {0, 2, 10}, 10,
+                    2048, true, 2816);
+        }
+
+        private boolean attentionAt(int ds, int level) {
+            return transformerDepth[level] > 0 && Arrays.stream(attentionResolutions).anyMatch(r -> r == ds);
+        }
+    }
+
+    /** Receives intermediate tensors by name ({@code t_emb}, {@code emb}, {@code h.input_blocks.i}, …); may be null. */
+    public interface Observer extends BiConsumer<String, Tensor> {
+    }
+
+    private static final int GROUPS = 32;
+    private final Backend backend;
+    private final Map<String, Tensor> w;
+    private final String prefix;
+    private final Config cfg;
+
+    private UNet(Backend backend, Map<String, Tensor> weights, String prefix, Config cfg) {
+        this.backend = backend;
+        this.w = weights;
+        this.prefix = prefix;
+        this.cfg = cfg;
+    }
+
+    /** The UNet whose weights sit under {@code prefix} (e.g. {@code model.diffusion_model.}), shaped by {@code cfg}. */
+    public static UNet load(Backend backend, Map<String, Tensor> weights, String prefix, Config cfg) {
+        UNet u = new UNet(backend, weights, prefix, cfg);
+        Tensor in = u.weight("input_blocks.0.0.weight");
+        if (in.rank() != 4 || in.dim(0) != cfg.modelChannels() || in.dim(1) != cfg.inChannels()) {
+            throw new IllegalArgumentException("input_blocks.0.0.weight is " + Arrays.toString(in.shape())
+                    + ", the configuration expects [" + cfg.modelChannels() + ", " + cfg.inChannels() + ", 3, 3]");
+        }
+        if (cfg.admInChannels() > 0) {
+            u.weight("label_emb.0.0.weight");
+        }
+        return u;
+    }
+
+    public Config config() {
+        return cfg;
+    }
+
+    private Tensor weight(String name) {
+        Tensor t = w.get(prefix + name);
+        if (t == null) {
+            throw new IllegalArgumentException("the UNet needs " + prefix + name + ", which the checkpoint lacks");
+        }
+        return t;
+    }
+
+    private static void observe(Observer o, String name, Tensor t) {
+        if (o != null) {
+            o.accept(name, t);
+        }
+    }
+
+    /**
+     * The model output for latents x {@code [B, C, H, W]} (H and W multiples of 2^(levels − 1)) at real
+     * timesteps t (one per batch item), cross-attending to {@code context [B, T, contextDim]};
+     * {@code y [B, admInChannels]} for SDXL, else null.
+     */
+    public Tensor forward(Tensor x, float[] timesteps, Tensor context, Tensor y, Observer o) {
+        int b = x.dim(0);
+        int f = 1 << (cfg.channelMult().length - 1);
+        if (x.rank() != 4 || x.dim(1) != cfg.inChannels() || x.dim(2) % f != 0 || x.dim(3) % f != 0) {
+            throw new IllegalArgumentException("the UNet takes [B, " + cfg.inChannels() + ", H, W] latents with H and W multiples of "
+                    + f + ", got " + Arrays.toString(x.shape()));
+        }
+        if (timesteps.length != b || context.rank() != 3 || context.dim(0) != b || context.dim(2) != cfg.contextDim()) {
+            throw new IllegalArgumentException("for a batch of " + b + " the UNet needs " + b + " timesteps and a context [" + b
+                    + ", T, " + cfg.contextDim() + "], got " + timesteps.length + " and " + Arrays.toString(context.shape()));
+        }
+        if ((cfg.admInChannels() > 0) != (y != null) || y != null && (y.dim(0) != b || y.dim(1) != cfg.admInChannels())) {
+            throw new IllegalArgumentException(cfg.admInChannels() > 0 ? "this UNet needs its vector input y [" + b + ", "
+                    + cfg.admInChannels() + "]" : "this UNet takes no vector input y");
+        }
+        Tensor tEmb = backend.timestepEmbedding(timesteps, cfg.modelChannels());
+        observe(o, "t_emb", tEmb);
+        Tensor emb = mlp(tEmb, "time_embed");
+        if (y != null) {
+            observe(o, "emb_time", emb);
+            Tensor label = mlp(y, "label_emb.0");
+            observe(o, "emb_label", label);
+            emb = backend.add(emb, label);
+        }
+        observe(o, "emb", emb);
+        Tensor embAct = backend.silu(emb);
+
+        Deque<Tensor> skips = new ArrayDeque<>();
+        Tensor h = conv(x, "input_blocks.0.0", 1, 1);
+        skips.push(h);
+        observe(o, "h.input_blocks.0", h);
+        int block = 1;
+        int ds = 1;
+        int[] mult = cfg.channelMult();
+        for (int level = 0; level < mult.length; level++) {
+            for (int r = 0; r < cfg.numResBlocks(); r++) {
+                String p = "input_blocks." + block + ".";
+                h = resBlock(h, embAct, p + "0");
+                if (cfg.attentionAt(ds, level)) {
+                    h = transformer(h, context, p + "1", cfg.transformerDepth()[level]);
+                }
+                skips.push(h);
+                observe(o, "h.input_blocks." + block, h);
+                block++;
+            }
+            if (level != mult.length - 1) {
+                h = conv(h, "input_blocks." + block + ".0.op", 2, 1);
+                skips.push(h);
+                observe(o, "h.input_blocks." + block, h);
+                block++;
+                ds *= 2;
+            }
+        }
+        h = resBlock(h, embAct, "middle_block.0");
+        h = transformer(h, context, "middle_block.1", cfg.middleDepth());
+        h = resBlock(h, embAct, "middle_block.2");
+        observe(o, "h.middle_block", h);
+        int out = 0;
+        for (int level = mult.length - 1; level >= 0; level--) {
+            for (int r = 0; r <= cfg.numResBlocks(); r++) {
+                String p = "output_blocks." + out + ".";
+                h = resBlock(backend.concat(1, h, skips.pop()), embAct, p + "0");
+                int k = 1;
+                if (cfg.attentionAt(ds, level)) {
+                    h = transformer(h, context, p + "1", cfg.transformerDepth()[level]);
+                    k = 2;
+                }
+                if (level > 0 && r == cfg.numResBlocks()) {
+                    h = conv(backend.upsampleNearest2x(h), p + k + ".conv", 1, 1);
+                    ds /= 2;
+                }
+                observe(o, "h.output_blocks." + out, h);
+                out++;
+            }
+        }
+        h = backend.groupNorm(h, GROUPS, weight("out.0.weight"), weight("out.0.bias"), 1e-5f, true);
+        return conv(h, "out.2", 1, 1);
+    }
+
+    private Tensor mlp(Tensor x, String p) {
+        Tensor h = backend.linear(x, weight(p + ".0.weight"), weight(p + ".0.bias"));
+        return backend.linear(backend.silu(h), weight(p + ".2.weight"), weight(p + ".2.bias"));
+    }
+
+    private Tensor conv(Tensor x, String name, int stride, int padding) {
+        return backend.conv2d(x, weight(name + ".weight"), weight(name + ".bias"), stride, padding);
+    }
+
+    private Tensor resBlock(Tensor x, Tensor embAct, String p) {
+        Tensor a = backend.groupNorm(x, GROUPS, weight(p + ".in_layers.0.weight"), weight(p + ".in_layers.0.bias"), 1e-5f, true);
+        a = conv(a, p + ".in_layers.2", 1, 1);
+        Tensor e = backend.linear(embAct, weight(p + ".emb_layers.1.weight"), weight(p + ".emb_layers.1.bias"));
+        a = backend.add(a, e.reshape(e.dim(0), e.dim(1), 1, 1));
+        a = backend.groupNorm(a, GROUPS, weight(p + ".out_layers.0.weight"), weight(p + ".out_layers.0.bias"), 1e-5f, true);
+        a = conv(a, p + ".out_layers.3", 1, 1);
+        Tensor skip = w.containsKey(prefix + p + ".skip_connection.weight") ? conv(x, p + ".skip_connection", 1, 0) : x;
+        return backend.add(skip, a);
+    }
+
+    private Tensor transformer(Tensor x, Tensor context, String p, int depth) {
+        int b = x.dim(0);
+        int c = x.dim(1);
+        int hh = x.dim(2);
+        int ww = x.dim(3);
+        int heads = cfg.numHeads() > 0 ? cfg.numHeads() : c / cfg.numHeadChannels();
+        Tensor a = backend.groupNorm(x, GROUPS, weight(p + ".norm.weight"), weight(p + ".norm.bias"), 1e-6f, false);
+        Tensor projIn = weight(p + ".proj_in.weight");
+        int inner = projIn.dim(0);
+        if (cfg.linearProjection()) {
+            a = tokens(a);
+            a = backend.linear(a, projIn.reshape(inner, c), weight(p + ".proj_in.bias"));
+        } else {
+            a = tokens(backend.conv2d(a, projIn, weight(p + ".proj_in.bias"), 1, 0));
+        }
+        for (int d = 0; d < depth; d++) {
+            String t = p + ".transformer_blocks." + d + ".";
+            Tensor n1 = layerNorm(a, t + "norm1");
+            a = backend.add(attention(n1, n1, t + "attn1", heads), a);
+            a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
+            Tensor g = backend.linear(layerNorm(a, t + "norm3"), weight(t + "ff.net.0.proj.weight"),
+                    weight(t + "ff.net.0.proj.bias"));
+            a = backend.add(backend.linear(backend.geglu(g), weight(t + "ff.net.2.weight"), weight(t + "ff.net.2.bias")), a);
+        }
+        Tensor projOut = weight(p + ".proj_out.weight");
+        Tensor out;
+        if (cfg.linearProjection()) {
+            a = backend.linear(a, projOut.reshape(c, inner), weight(p + ".proj_out.bias"));
+            out = backend.permute(a, 0, 2, 1).reshape(b, c, hh, ww);
+        } else {
+            out = backend.conv2d(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), projOut,
+                    weight(p + ".proj_out.bias"), 1, 0);
+        }
+        return backend.add(out, x);
+    }
+
+    /** [B, C, H, W] to the token sequence [B, H·W, C]. */
+    private Tensor tokens(Tensor x) {
+        return backend.permute(x.reshape(x.dim(0), x.dim(1), x.dim(2) * x.dim(3)), 0, 2, 1);
+    }
+
+    private Tensor layerNorm(Tensor x, String p) {
+        return backend.layerNorm(x, weight(p + ".weight"), weight(p + ".bias"), 1e-5f);
+    }
+
+    private Tensor attention(Tensor x, Tensor ctx, String p, int heads) {
+        Tensor q = backend.linear(x, weight(p + ".to_q.weight"), null);
+        Tensor k = backend.linear(ctx, weight(p + ".to_k.weight"), null);
+        Tensor v = backend.linear(ctx, weight(p + ".to_v.weight"), null);
+        Tensor o = backend.attention(q, k, v, heads, false);
+        return backend.linear(o, weight(p + ".to_out.0.weight"), weight(p + ".to_out.0.bias"));
+    }
+}
