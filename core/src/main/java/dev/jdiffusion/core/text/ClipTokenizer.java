@@ -69,6 +69,32 @@ public final class ClipTokenizer {
                 + " bpe_simple_vocab_16e6.txt.gz");
     }
 
+    /**
+     * The tokenizer for a checkpoint: from {@code folder} when the user names one, otherwise from the
+     * usual places next to the checkpoint — a diffusers folder's {@code tokenizer/}, or beside a
+     * single file its folder's {@code tokenizer/} or the folder itself. The error lists where it looked.
+     */
+    public static ClipTokenizer find(Path checkpoint, Path folder) throws IOException {
+        List<Path> candidates = new ArrayList<>();
+        if (folder != null) {
+            candidates.add(folder);
+        } else {
+            Path dir = Files.isDirectory(checkpoint) ? checkpoint : checkpoint.toAbsolutePath().getParent();
+            candidates.add(dir.resolve("tokenizer"));
+            candidates.add(dir);
+        }
+        for (Path c : candidates) {
+            if (Files.isRegularFile(c.resolve("vocab.json")) && Files.isRegularFile(c.resolve("merges.txt"))
+                    || Files.isRegularFile(c.resolve("bpe_simple_vocab_16e6.txt.gz"))) {
+                return load(c);
+            }
+        }
+        throw new NoSuchFileException(candidates.get(0).toString(), null, "no CLIP tokenizer found in " + candidates
+                + ": it needs vocab.json and merges.txt (the tokenizer/ folder of a diffusers model, e.g. of"
+                + " stable-diffusion-v1-5; put it beside the checkpoint as tokenizer/ or name its folder)"
+                + " or OpenAI's bpe_simple_vocab_16e6.txt.gz");
+    }
+
     /** From transformers' {@code vocab.json} (token → id) and {@code merges.txt} ("#version" line, then "A B" by rank). */
     public static ClipTokenizer fromFiles(Path vocabJson, Path mergesTxt) throws IOException {
         Object parsed = Json.parse(Files.readString(vocabJson, StandardCharsets.UTF_8));

@@ -67,6 +67,22 @@ class ClipTokenizerTest {
     }
 
     @Test
+    void theTokenizerIsFoundBesideTheCheckpointOrWhereTheUserSays(@TempDir Path tmp) throws IOException {
+        Path vocab = vocabFolder();
+        Path model = Files.createDirectories(tmp.resolve("models"));
+        Path ckpt = Files.writeString(model.resolve("model.safetensors"), "");
+        NoSuchFileException none = assertThrows(NoSuchFileException.class, () -> ClipTokenizer.find(ckpt, null));
+        assertTrue(none.getMessage().contains(model.resolve("tokenizer").toString()), none.getMessage());
+        Path beside = Files.createDirectories(model.resolve("tokenizer"));
+        Files.copy(vocab.resolve("vocab.json"), beside.resolve("vocab.json"));
+        Files.copy(vocab.resolve("merges.txt"), beside.resolve("merges.txt"));
+        assertArrayEquals(new int[] {320, 2368}, ClipTokenizer.find(ckpt, null).encode("a cat"));
+        assertArrayEquals(new int[] {320, 2368}, ClipTokenizer.find(model, null).encode("a cat"), "a diffusers folder");
+        assertArrayEquals(new int[] {320, 2368}, ClipTokenizer.find(ckpt, vocab).encode("a cat"));
+        assertThrows(NoSuchFileException.class, () -> ClipTokenizer.find(ckpt, tmp));
+    }
+
+    @Test
     void htmlReferencesDecodeAsPythonDecodesThem() {
         assertEquals("tom & jerry", HtmlEntities.unescape("tom &amp; jerry"));
         assertEquals("&x <y", HtmlEntities.unescape("&ampx &lt;y"));
