@@ -113,6 +113,11 @@ public final class Vae {
         h = out(h, e, o);
         Tensor moments = conv(h, "quant_conv", 1, 0);
         observe(o, "quant_conv", moments);
+        return posterior(moments);
+    }
+
+    /** Mean and clamped log-variance from the moments (the channel halves), and the standard deviation. */
+    private Posterior posterior(Tensor moments) {
         float[] m = backend.toHost(moments).toFloatArray();
         int n = moments.dim(0);
         int c = moments.dim(1) / 2;
@@ -160,6 +165,28 @@ public final class Vae {
             }
         }
         return out(h, d, o);
+    }
+
+    /**
+     * {@link #decode} tile by tile for large images: latent tiles of {@code tileLatent} that overlap by
+     * {@code overlapLatent}, blended linearly (diffusers' default for SD: 64 and 16, i.e. 512-pixel
+     * tiles). Memory follows the tile size, not the image.
+     */
+    public Tensor decodeTiled(Tensor z, int tileLatent, int overlapLatent) {
+        return Tiles.apply(z, tileLatent, overlapLatent, downsamplingFactor(), 1, t -> decode(t, null));
+    }
+
+    /**
+     * {@link #encode} tile by tile: image tiles of {@code tilePixels} overlapping by {@code overlapPixels}
+     * (multiples of the downsampling factor), their moments blended; the posterior follows from them.
+     */
+    public Posterior encodeTiled(Tensor x, int tilePixels, int overlapPixels) {
+        int f = downsamplingFactor();
+        if (tilePixels % f != 0 || overlapPixels % f != 0) {
+            throw new IllegalArgumentException("tile and overlap must be multiples of " + f + " pixels");
+        }
+        Tensor moments = Tiles.apply(x, tilePixels, overlapPixels, 1, f, t -> encode(t, null).moments());
+        return posterior(moments);
     }
 
     private Tensor mid(Tensor h, String part, Observer o) {
