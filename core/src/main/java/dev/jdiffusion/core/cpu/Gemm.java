@@ -26,7 +26,7 @@ public final class Gemm {
     /** Depth of one packed block. Fixed: it determines the order of additions. */
     public static final int KC = 384;
     static final int MC_MAX = 128 * MR;
-    static final int NC_MAX = 64 * NR;
+    static final int NC_MAX = 16 * NR;
 
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
