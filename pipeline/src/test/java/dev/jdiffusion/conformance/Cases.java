@@ -64,6 +64,22 @@ final class Cases {
             compare(name, got, want.doubles());
         }
 
+        void compare(String name, double[] got, StoredTensor want) {
+            float[] f = new float[got.length];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) got[i];
+            }
+            compare(name, Tensor.of(f, f.length), want.doubles());
+        }
+
+        void compare(String name, double[] got, double[] want) {
+            float[] f = new float[got.length];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) got[i];
+            }
+            compare(name, Tensor.of(f, f.length), want);
+        }
+
         void compare(String name, Tensor got, double[] want) {
             if (got == null) {
                 fail(name + ": not computed");

@@ -1,0 +1,49 @@
+package dev.jdiffusion.pipeline;
+
+import dev.jdiffusion.core.model.UNet;
+import dev.jdiffusion.core.tensor.Tensor;
+import dev.jdiffusion.samplers.DiffusionModel;
+
+/**
+ * The UNet as the samplers see it ({@link DiffusionModel}): a batch of latents in double precision,
+ * one real timestep for all of them, and the cross-attention context of each batch item (for CFG:
+ * the negative prompt's for the first half, the prompt's for the second, as
+ * {@link dev.jdiffusion.samplers.PairedDenoiser} orders them).
+ */
+public final class UNetModel implements DiffusionModel {
+    private final UNet unet;
+    private final Tensor context;
+    private final Tensor y;
+    private final int[] latentShape;
+
+    /** {@code latentShape}: one item's [C, H, W]; {@code context} [B, T, D]; {@code y} [B, adm] or null. */
+    public UNetModel(UNet unet, Tensor context, Tensor y, int... latentShape) {
+        this.unet = unet;
+        this.context = context;
+        this.y = y;
+        this.latentShape = latentShape.clone();
+    }
+
+    @Override
+    public double[] apply(double[] scaledX, double timestep) {
+        int per = latentShape[0] * latentShape[1] * latentShape[2];
+        int b = scaledX.length / per;
+        if (b * per != scaledX.length || b != context.dim(0)) {
+            throw new IllegalArgumentException(scaledX.length + " latent values do not make " + context.dim(0)
+                    + " latents of " + java.util.Arrays.toString(latentShape));
+        }
+        float[] x = new float[scaledX.length];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) scaledX[i];
+        }
+        float[] t = new float[b];
+        java.util.Arrays.fill(t, (float) timestep);
+        float[] out = unet.forward(Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]), t, context, y, null)
+                .toFloatArray();
+        double[] r = new double[out.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = out[i];
+        }
+        return r;
+    }
+}
