@@ -1,0 +1,103 @@
+package dev.jdiffusion.pipeline;
+
+import dev.jdiffusion.core.model.PromptEncoder;
+import dev.jdiffusion.samplers.SeededNoise;
+
+/**
+ * What to generate, with the knobs A1111 users know. {@code seed} −1 picks a random seed (reported
+ * in the results); image i of a request gets seed + i and its own noise stream, so an image does not
+ * change with the batch size. {@code initImage} (8-bit RGB, NCHW, width × height) makes it img2img.
+ * Build one with {@link #builder(String)}; every value is checked when it is built.
+ */
+public record GenerationRequest(String prompt, String negativePrompt, int width, int height, int steps, double cfgScale,
+                                String sampler, String scheduler, long seed, int batchSize, int batchCount, int clipSkip,
+                                SeededNoise.Generator rng, PromptEncoder.Emphasis emphasis, byte[] initImage,
+                                double denoisingStrength, StrengthRule strengthRule) {
+    public GenerationRequest {
+        if (prompt == null || negativePrompt == null) {
+            throw new IllegalArgumentException("prompt and negative prompt must not be null (use \"\")");
+        }
+        if (width < 8 || height < 8 || width % 8 != 0 || height % 8 != 0) {
+            throw new IllegalArgumentException("width and height must be positive multiples of 8, got " + width + "x" + height);
+        }
+        if (steps < 1) {
+            throw new IllegalArgumentException("steps must be at least 1, got " + steps);
+        }
+        if (!Double.isFinite(cfgScale)) {
+            throw new IllegalArgumentException("CFG scale must be a finite number, got " + cfgScale);
+        }
+        if (seed < -1) {
+            throw new IllegalArgumentException("seed must be -1 (random) or a non-negative number, got " + seed);
+        }
+        if (batchSize < 1 || batchCount < 1) {
+            throw new IllegalArgumentException("batch size and batch count must be at least 1, got " + batchSize + " and "
+                    + batchCount);
+        }
+        if (clipSkip < 1) {
+            throw new IllegalArgumentException("clip skip must be at least 1, got " + clipSkip);
+        }
+        if (sampler == null || scheduler == null || rng == null || emphasis == null || strengthRule == null) {
+            throw new IllegalArgumentException("sampler, scheduler, RNG, emphasis and strength rule must be given");
+        }
+        if (!(denoisingStrength >= 0 && denoisingStrength <= 1)) {
+            throw new IllegalArgumentException("denoising strength must be in [0, 1], got " + denoisingStrength);
+        }
+        if (initImage != null && initImage.length != 3 * width * height) {
+            throw new IllegalArgumentException("the init image has " + initImage.length + " bytes; an RGB image of " + width
+                    + "x" + height + " has " + 3 * width * height);
+        }
+    }
+
+    public boolean isImg2Img() {
+        return initImage != null;
+    }
+
+    /** A request with A1111's defaults: 512×512, 20 steps, CFG 7, Euler a, automatic schedule, random seed. */
+    public static Builder builder(String prompt) {
+        return new Builder(prompt);
+    }
+
+    /** Fluent construction; {@link #build()} validates. */
+    public static final class Builder {
+        private String prompt;
+        private String negativePrompt = "";
+        private int width = 512;
+        private int height = 512;
+        private int steps = 20;
+        private double cfgScale = 7;
+        private String sampler = "Euler a";
+        private String scheduler = "Automatic";
+        private long seed = -1;
+        private int batchSize = 1;
+        private int batchCount = 1;
+        private int clipSkip = 1;
+        private SeededNoise.Generator rng = SeededNoise.Generator.PHILOX;
+        private PromptEncoder.Emphasis emphasis = PromptEncoder.Emphasis.ORIGINAL;
+        private byte[] initImage;
+        private double denoisingStrength = 0.75;
+        private StrengthRule strengthRule = StrengthRule.A1111;
+
+        private Builder(String prompt) {
+            this.prompt = prompt;
+        }
+
+        public Builder negativePrompt(String v) { negativePrompt = v; return this; }
+        public Builder size(int w, int h) { width = w; height = h; return this; }
+        public Builder steps(int v) { steps = v; return this; }
+        public Builder cfgScale(double v) { cfgScale = v; return this; }
+        public Builder sampler(String v) { sampler = v; return this; }
+        public Builder scheduler(String v) { scheduler = v; return this; }
+        public Builder seed(long v) { seed = v; return this; }
+        public Builder batch(int size, int count) { batchSize = size; batchCount = count; return this; }
+        public Builder clipSkip(int v) { clipSkip = v; return this; }
+        public Builder rng(SeededNoise.Generator v) { rng = v; return this; }
+        public Builder emphasis(PromptEncoder.Emphasis v) { emphasis = v; return this; }
+        public Builder initImage(byte[] rgb, double strength) { initImage = rgb; denoisingStrength = strength; return this; }
+        public Builder strengthRule(StrengthRule v) { strengthRule = v; return this; }
+
+        public GenerationRequest build() {
+            return new GenerationRequest(prompt, negativePrompt, width, height, steps, cfgScale, sampler, scheduler, seed,
+                    batchSize, batchCount, clipSkip, rng, emphasis, initImage, denoisingStrength, strengthRule);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+package dev.jdiffusion.pipeline;
+
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.model.ClipTextEncoder;
+import dev.jdiffusion.core.model.PromptEncoder;
+import dev.jdiffusion.core.model.UNet;
+import dev.jdiffusion.core.model.Vae;
+import dev.jdiffusion.core.tensor.Tensor;
+import dev.jdiffusion.core.text.ClipTokenizer;
+import dev.jdiffusion.samplers.CfgDenoiser;
+import dev.jdiffusion.samplers.DiffusionModel;
+import dev.jdiffusion.samplers.DiscreteDenoiser;
+import dev.jdiffusion.samplers.DiscreteSchedule;
+import dev.jdiffusion.samplers.NoiseSource;
+import dev.jdiffusion.samplers.SamplerNames;
+import dev.jdiffusion.samplers.ScheduleNames;
+import dev.jdiffusion.samplers.SeededNoise;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.IntFunction;
+
+/**
+ * Stable Diffusion 1.x text-to-image and image-to-image over loaded networks: the prompt encoded as
+ * A1111 does (chunks, emphasis, clip skip), classifier-free guidance over the UNet as a discrete eps
+ * denoiser, any named sampler and schedule, one seeded noise stream per image, the img2img strength
+ * rule, VAE decode to 8-bit RGB with A1111's parameters text. Safe to use from several threads: the
+ * weights are shared and read-only, every call has its own state.
+ */
+public final class StableDiffusion {
+    /** Called after each sampler step of each run; returning false cancels the request. */
+    @FunctionalInterface
+    public interface ProgressListener {
+        ProgressListener NONE = (run, step, total, sigma) -> true;
+
+        boolean onStep(int run, int step, int total, double sigma);
+    }
+
+    private static final float SCALE_FACTOR = Vae.SD_SCALE_FACTOR;
+    private final Backend backend;
+    private final ClipTokenizer tokenizer;
+    private final ClipTextEncoder clip;
+    private final UNet unet;
+    private final Vae vae;
+    private final DiscreteSchedule schedule;
+    private final String modelName;
+
+    private StableDiffusion(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
+                            DiscreteSchedule schedule, String modelName) {
+        this.backend = backend;
+        this.tokenizer = tokenizer;
+        this.clip = clip;
+        this.unet = unet;
+        this.vae = vae;
+        this.schedule = schedule;
+        this.modelName = modelName;
+    }
+
+    /** An SD 1.x model from its parts; {@code modelName} goes into the images' parameters. */
+    public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
+                                     DiscreteSchedule schedule, String modelName) {
+        return new StableDiffusion(backend, tokenizer, clip, unet, vae, schedule, modelName);
+    }
+
+    /** Generates every image of the request (batch count × batch size), in seed order. */
+    public List<GeneratedImage> generate(GenerationRequest r, ProgressListener progress) {
+        long base = r.seed() == -1 ? new SecureRandom().nextLong(1L << 32) : r.seed();
+        SamplerNames.Resolved sampler = SamplerNames.resolve(r.sampler());
+        String scheduleName = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
+        IntFunction<double[]> sigmasFor = n -> ScheduleNames.sigmas(scheduleName, schedule, n,
+                sampler.discardPenultimateSigma());
+        double[] sigmas = r.isImg2Img() ? r.strengthRule().sigmas(sigmasFor, r.steps(), r.denoisingStrength())
+                : sigmasFor.apply(r.steps());
+        int f = vae.downsamplingFactor();
+        int[] latentShape = {vae.latentChannels(), r.height() / f, r.width() / f};
+        if (r.height() % f != 0 || r.width() % f != 0) {
+            throw new IllegalArgumentException("width and height must be multiples of " + f + " for this VAE");
+        }
+        int per = latentShape[0] * latentShape[1] * latentShape[2];
+        Tensor[] contexts = contexts(r);
+        float[] initLatent = null;
+        if (r.isImg2Img()) {
+            Tensor image = Pixels.toImage(r.initImage(), 1, r.height(), r.width());
+            initLatent = backend.scale(vae.encode(image, null).mean(), SCALE_FACTOR).toFloatArray();
+        }
+        String scheduleLabel = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
+        List<GeneratedImage> images = new ArrayList<>();
+        for (int run = 0; run < r.batchCount(); run++) {
+            int b = r.batchSize();
+            long firstSeed = base + (long) run * b;
+            SeededNoise[] streams = new SeededNoise[b];
+            for (int i = 0; i < b; i++) {
+                streams[i] = SeededNoise.of(r.rng(), firstSeed + i, per);
+            }
+            NoiseSource noise = (s, sn) -> {
+                double[] all = new double[b * per];
+                for (int i = 0; i < b; i++) {
+                    System.arraycopy(streams[i].next(), 0, all, i * per, per);
+                }
+                return all;
+            };
+            double[] x = noise.next(0, 0);
+            for (int i = 0; i < x.length; i++) {
+                double start = sigmas.length == 0 ? 0 : x[i] * sigmas[0];
+                x[i] = initLatent == null ? start : initLatent[i % per] + start;
+            }
+            double[] latent = x;
+            if (sigmas.length > 0) {
+                Tensor ctx = backend.concat(0, repeat(contexts[0], b), repeat(contexts[1], b));
+                DiscreteDenoiser pair = new DiscreteDenoiser(new UNetModel(unet, ctx, null, latentShape), schedule,
+                        DiffusionModel.Parameterization.EPSILON);
+                CfgDenoiser model = new CfgDenoiser(pair::denoise, r.cfgScale() * sampler.cfgScaleMultiplier());
+                int total = sigmas.length - 1;
+                int runIndex = run;
+                latent = sampler.sampler().sample(model, x, sigmas, noise,
+                        st -> progress.onStep(runIndex, st.index(), total, st.sigma()));
+            }
+            float[] z = new float[latent.length];
+            for (int i = 0; i < z.length; i++) {
+                z[i] = (float) (latent[i] / SCALE_FACTOR);
+            }
+            Tensor decoded = vae.decode(Tensor.of(z, b, latentShape[0], latentShape[1], latentShape[2]), null);
+            byte[] pixels = Pixels.fromImage(decoded);
+            int size = 3 * r.width() * r.height();
+            for (int i = 0; i < b; i++) {
+                long seed = firstSeed + i;
+                images.add(new GeneratedImage(Arrays.copyOfRange(pixels, i * size, (i + 1) * size), r.width(), r.height(),
+                        seed, InfoText.format(r, seed, sampler.name(), scheduleLabel, modelName)));
+            }
+        }
+        return images;
+    }
+
+    /**
+     * The negative prompt's and the prompt's conditioning [1, 77·k, D], the shorter padded with the
+     * empty prompt's chunk so both have the same number of chunks (as A1111 pads them).
+     */
+    private Tensor[] contexts(GenerationRequest r) {
+        PromptEncoder pe = new PromptEncoder(backend, tokenizer, clip, ClipTokenizer.Padding.END_OF_TEXT);
+        Tensor uncond = pe.encode(r.negativePrompt(), r.clipSkip(), r.emphasis()).context();
+        Tensor cond = pe.encode(r.prompt(), r.clipSkip(), r.emphasis()).context();
+        if (uncond.dim(1) != cond.dim(1)) {
+            Tensor empty = pe.encode("", r.clipSkip(), r.emphasis()).context();
+            while (uncond.dim(1) < cond.dim(1)) {
+                uncond = backend.concat(1, uncond, empty);
+            }
+            while (cond.dim(1) < uncond.dim(1)) {
+                cond = backend.concat(1, cond, empty);
+            }
+        }
+        return new Tensor[] {uncond, cond};
+    }
+
+    private Tensor repeat(Tensor t, int n) {
+        if (n == 1) {
+            return t;
+        }
+        Tensor[] copies = new Tensor[n];
+        Arrays.fill(copies, t);
+        return backend.concat(0, copies);
+    }
+}

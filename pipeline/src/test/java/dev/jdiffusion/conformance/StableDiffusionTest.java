@@ -1,0 +1,182 @@
+package dev.jdiffusion.conformance;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.core.json.Json;
+import dev.jdiffusion.core.model.ClipTextEncoder;
+import dev.jdiffusion.core.model.UNet;
+import dev.jdiffusion.core.model.Vae;
+import dev.jdiffusion.core.text.ClipTokenizer;
+import dev.jdiffusion.pipeline.GeneratedImage;
+import dev.jdiffusion.pipeline.GenerationRequest;
+import dev.jdiffusion.pipeline.StableDiffusion;
+import dev.jdiffusion.pipeline.StrengthRule;
+import dev.jdiffusion.samplers.DiscreteSchedule;
+import dev.jdiffusion.samplers.SamplingCancelledException;
+import dev.jdiffusion.samplers.SeededNoise;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/** The facade on the tiny conformance networks: the reference pictures, batches, threads, cancellation. */
+class StableDiffusionTest {
+
+    private static StableDiffusion tiny(Backend cpu, List<AutoCloseable> open) throws IOException {
+        Path root = Cases.root();
+        Assumptions.assumeTrue(Files.isDirectory(root.resolve("pipeline")), "no conformance data at " + root);
+        SafetensorsFile clipW = SafetensorsFile.open(root.resolve("clip/sd1-quickgelu-w64-h4-l3/weights.safetensors"));
+        SafetensorsFile unetW = SafetensorsFile.open(root.resolve("unet/sd1-tiny/model.safetensors"));
+        SafetensorsFile vaeW = SafetensorsFile.open(root.resolve("vae/tiny-ch32-mult12-rb1/weights.safetensors"));
+        open.add(clipW);
+        open.add(unetW);
+        open.add(vaeW);
+        UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
+                root.resolve("unet/sd1-tiny/manifest.json")))).get("unet_config"));
+        return StableDiffusion.of(cpu, ClipTokenizer.load(root.resolve("tokenizer")),
+                ClipTextEncoder.load(cpu, Cases.tensors(clipW), "cond_stage_model.transformer.text_model.", 4,
+                        ClipTextEncoder.Activation.QUICK_GELU),
+                UNet.load(cpu, Cases.tensors(unetW), "model.diffusion_model.", cfg),
+                Vae.load(cpu, Cases.tensors(vaeW), "first_stage_model."), DiscreteSchedule.stableDiffusion(), "sd1-tiny");
+    }
+
+    private static void closeAll(List<AutoCloseable> open) throws Exception {
+        for (AutoCloseable c : open) {
+            c.close();
+        }
+    }
+
+    private static GenerationRequest.Builder cat() {
+        return GenerationRequest.builder("a photo of a cat").negativePrompt("blurry, low quality").size(32, 32).steps(10)
+                .cfgScale(7).sampler("Euler a").scheduler("Karras").seed(42).rng(SeededNoise.Generator.TORCH_CPU);
+    }
+
+    private static byte[] reference(String kase, String tensor) throws IOException {
+        try (SafetensorsFile d = SafetensorsFile.open(Cases.root().resolve("pipeline/" + kase + "/data.safetensors"))) {
+            double[] v = d.tensor(tensor).doubles();
+            byte[] b = new byte[v.length];
+            for (int i = 0; i < v.length; i++) {
+                b[i] = (byte) (int) v[i];
+            }
+            return b;
+        }
+    }
+
+    private static void closeTo(byte[] want, byte[] got, String what) {
+        int differ = 0;
+        for (int i = 0; i < want.length; i++) {
+            int d = Math.abs((want[i] & 0xFF) - (got[i] & 0xFF));
+            assertTrue(d <= 1, what + ": pixel " + i + " off by " + d);
+            differ += d == 0 ? 0 : 1;
+        }
+        assertTrue(differ <= want.length / 100, what + ": " + differ + " pixels differ");
+    }
+
+    @Test
+    void txt2imgAndImg2imgReproduceTheReferencePictures() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            StableDiffusion sd = tiny(cpu, open);
+            List<GeneratedImage> t2i = sd.generate(cat().build(), StableDiffusion.ProgressListener.NONE);
+            assertEquals(1, t2i.size());
+            closeTo(reference("t2i-euler_a-karras-10", "pixels"), t2i.get(0).rgb(), "txt2img");
+            assertEquals("a photo of a cat\nNegative prompt: blurry, low quality\nSteps: 10, Sampler: Euler a, "
+                    + "Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 32x32, Model: sd1-tiny, RNG: CPU",
+                    t2i.get(0).parameters());
+            byte[] init = reference("i2i-a1111-dpmpp_2m-karras-10-s075", "init_pixels");
+            GenerationRequest i2i = GenerationRequest.builder("a stained glass window").negativePrompt("blurry").size(32, 32)
+                    .steps(10).sampler("DPM++ 2M").scheduler("Karras").seed(99).rng(SeededNoise.Generator.TORCH_CPU)
+                    .initImage(init, 0.75).strengthRule(StrengthRule.A1111).build();
+            List<GeneratedImage> out = sd.generate(i2i, StableDiffusion.ProgressListener.NONE);
+            closeTo(reference("i2i-a1111-dpmpp_2m-karras-10-s075", "pixels"), out.get(0).rgb(), "img2img");
+            assertTrue(out.get(0).parameters().contains("Denoising strength: 0.75, Denoising rule: A1111"),
+                    out.get(0).parameters());
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    @Test
+    void anImageDependsOnItsSeedNotOnTheBatchingThreadsOrConcurrency() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2); CpuBackend one = new CpuBackend(1)) {
+            StableDiffusion sd = tiny(cpu, open);
+            GenerationRequest r = cat().steps(4).seed(7).rng(SeededNoise.Generator.PHILOX).build();
+            List<GeneratedImage> together = sd.generate(GenerationRequest.builder(r.prompt()).negativePrompt(r.negativePrompt())
+                    .size(32, 32).steps(4).sampler("Euler a").scheduler("Karras").seed(7).batch(2, 2).build(),
+                    StableDiffusion.ProgressListener.NONE);
+            List<GeneratedImage> apart = sd.generate(GenerationRequest.builder(r.prompt()).negativePrompt(r.negativePrompt())
+                    .size(32, 32).steps(4).sampler("Euler a").scheduler("Karras").seed(7).batch(1, 4).build(),
+                    StableDiffusion.ProgressListener.NONE);
+            assertEquals(4, together.size());
+            for (int i = 0; i < 4; i++) {
+                assertEquals(7 + i, together.get(i).seed());
+                assertArrayEquals(apart.get(i).rgb(), together.get(i).rgb(), "image " + i + " with batch size 2 vs 1");
+            }
+            StableDiffusion single = tiny(one, open);
+            assertArrayEquals(together.get(1).rgb(), single.generate(GenerationRequest.builder(r.prompt())
+                    .negativePrompt(r.negativePrompt()).size(32, 32).steps(4).sampler("Euler a").scheduler("Karras").seed(8)
+                    .build(), StableDiffusion.ProgressListener.NONE).get(0).rgb(), "1 thread vs 2");
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                Future<List<GeneratedImage>> a = pool.submit(() -> sd.generate(cat().seed(9).build(),
+                        StableDiffusion.ProgressListener.NONE));
+                Future<List<GeneratedImage>> b = pool.submit(() -> sd.generate(cat().seed(10).build(),
+                        StableDiffusion.ProgressListener.NONE));
+                assertArrayEquals(sd.generate(cat().seed(9).build(), StableDiffusion.ProgressListener.NONE).get(0).rgb(),
+                        a.get().get(0).rgb());
+                assertArrayEquals(sd.generate(cat().seed(10).build(), StableDiffusion.ProgressListener.NONE).get(0).rgb(),
+                        b.get().get(0).rgb());
+            } finally {
+                pool.shutdown();
+            }
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    @Test
+    void cancellingStopsWithinAStepAndStrengthZeroReturnsTheInput() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            StableDiffusion sd = tiny(cpu, open);
+            int[] seen = {0};
+            SamplingCancelledException e = assertThrows(SamplingCancelledException.class, () -> sd.generate(cat().build(),
+                    (run, step, total, sigma) -> ++seen[0] < 3));
+            assertEquals(3, seen[0]);
+            assertEquals(2, e.step());
+            // strength 0 runs no sampler step: the picture is the input, encoded and decoded
+            byte[] init = reference("i2i-a1111-dpmpp_2m-karras-10-s075", "init_pixels");
+            List<GeneratedImage> same = sd.generate(cat().initImage(init, 0).build(), (run, step, total, sigma) -> {
+                throw new AssertionError("no step at strength 0");
+            });
+            assertEquals(1, same.size());
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    @Test
+    void badRequestsAreRejectedByName() {
+        assertThrows(IllegalArgumentException.class, () -> cat().size(513, 512).build());
+        assertThrows(IllegalArgumentException.class, () -> cat().steps(0).build());
+        assertThrows(IllegalArgumentException.class, () -> cat().cfgScale(Double.NaN).build());
+        assertThrows(IllegalArgumentException.class, () -> cat().initImage(new byte[3 * 32 * 32], 1.5).build());
+        assertThrows(IllegalArgumentException.class, () -> cat().initImage(new byte[10], 0.5).build());
+        assertThrows(IllegalArgumentException.class, () -> cat().batch(0, 1).build());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> cat().size(500, 512).build()).getMessage()
+                .contains("multiples of 8"));
+    }
+}
