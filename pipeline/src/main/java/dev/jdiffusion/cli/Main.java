@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code jdiffusion} command line. Only this package prints; the library logs. */
 @Command(name = "jdiffusion", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Stable Diffusion inference on the JVM.",
-        subcommands = {DoctorCommand.class, ConvertCommand.class, SamplersCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, DoctorCommand.class, ConvertCommand.class, SamplersCommand.class,
+            CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec

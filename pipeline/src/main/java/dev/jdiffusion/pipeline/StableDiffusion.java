@@ -28,7 +28,7 @@ import java.util.function.IntFunction;
  * rule, VAE decode to 8-bit RGB with A1111's parameters text. Safe to use from several threads: the
  * weights are shared and read-only, every call has its own state.
  */
-public final class StableDiffusion {
+public final class StableDiffusion implements AutoCloseable {
     /** Called after each sampler step of each run; returning false cancels the request. */
     @FunctionalInterface
     public interface ProgressListener {
@@ -45,6 +45,7 @@ public final class StableDiffusion {
     private final Vae vae;
     private final DiscreteSchedule schedule;
     private final String modelName;
+    private AutoCloseable weights = () -> { };
 
     private StableDiffusion(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                             DiscreteSchedule schedule, String modelName) {
@@ -61,6 +62,45 @@ public final class StableDiffusion {
     public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                                      DiscreteSchedule schedule, String modelName) {
         return new StableDiffusion(backend, tokenizer, clip, unet, vae, schedule, modelName);
+    }
+
+    /**
+     * Loads an SD 1.x checkpoint (single file or diffusers folder, any format checkpoint-io reads;
+     * weights stay in their stored type) and its tokenizer ({@link ClipTokenizer#find}).
+     */
+    public static StableDiffusion load(Backend backend, java.nio.file.Path checkpoint, java.nio.file.Path tokenizerDir)
+            throws java.io.IOException {
+        dev.jdiffusion.checkpoint.Checkpoint c = dev.jdiffusion.checkpoint.Checkpoints.open(checkpoint);
+        dev.jdiffusion.checkpoint.detect.ModelDetector.ModelInfo info = dev.jdiffusion.checkpoint.detect.ModelDetector.detect(c);
+        if (info.family() != dev.jdiffusion.checkpoint.detect.ModelFamily.SD1 || info.inpainting()) {
+            c.close();
+            throw new IllegalArgumentException(checkpoint + " is a " + info.family() + (info.inpainting() ? " inpainting" : "")
+                    + " model; generation supports SD 1.x text-to-image models so far");
+        }
+        java.util.Map<String, Tensor> w = new java.util.HashMap<>();
+        c.tensors().forEach((k, v) -> {
+            if (!k.endsWith("position_ids")) {
+                w.put(k, v.toTensor());
+            }
+        });
+        try {
+            ClipTokenizer tokenizer = ClipTokenizer.find(checkpoint, tokenizerDir);
+            StableDiffusion sd = of(backend, tokenizer, ClipTextEncoder.load(backend, w, "cond_stage_model.transformer.text_model.", 12,
+                        ClipTextEncoder.Activation.QUICK_GELU), UNet.load(backend, w, "model.diffusion_model.", UNet.Config.sd1()),
+                    Vae.load(backend, w, "first_stage_model."), DiscreteSchedule.stableDiffusionFloat32(),
+                    checkpoint.getFileName().toString().replaceFirst("\\.(safetensors|ckpt|pt|bin)$", ""));
+            sd.weights = c;
+            return sd;
+        } catch (java.io.IOException | RuntimeException e) {
+            c.close();
+            throw e;
+        }
+    }
+
+    /** Releases the loaded checkpoint (its weights are mapped from the file). */
+    @Override
+    public void close() throws Exception {
+        weights.close();
     }
 
     /** Generates every image of the request (batch count × batch size), in seed order. */

@@ -1,0 +1,176 @@
+package dev.jdiffusion.cli;
+
+import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.core.model.PromptEncoder;
+import dev.jdiffusion.pipeline.GeneratedImage;
+import dev.jdiffusion.pipeline.GenerationRequest;
+import dev.jdiffusion.pipeline.PngWriter;
+import dev.jdiffusion.pipeline.StableDiffusion;
+import dev.jdiffusion.pipeline.StrengthRule;
+import dev.jdiffusion.samplers.SeededNoise;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import javax.imageio.ImageIO;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** txt2img (and img2img with {@code --init-image}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Generate images from a prompt with a Stable Diffusion 1.x checkpoint (img2img with --init-image).")
+final class GenerateCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "The checkpoint: .safetensors, .ckpt or a diffusers folder.")
+    Path model;
+
+    @Option(names = "--prompt", required = true, description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK.")
+    String prompt;
+
+    @Option(names = "--negative-prompt", defaultValue = "", description = "What to keep out of the picture.")
+    String negativePrompt;
+
+    @Option(names = "--width", defaultValue = "512", description = "Width in pixels, a multiple of 8 (default ${DEFAULT-VALUE}).")
+    int width;
+
+    @Option(names = "--height", defaultValue = "512", description = "Height in pixels, a multiple of 8 (default ${DEFAULT-VALUE}).")
+    int height;
+
+    @Option(names = "--steps", defaultValue = "20", description = "Sampling steps (default ${DEFAULT-VALUE}).")
+    int steps;
+
+    @Option(names = "--cfg-scale", defaultValue = "7", description = "How strictly to follow the prompt (default ${DEFAULT-VALUE}).")
+    double cfgScale;
+
+    @Option(names = "--seed", defaultValue = "-1", description = "Seed; -1 picks one (reported). Image i gets seed + i.")
+    long seed;
+
+    @Option(names = "--sampler", defaultValue = "Euler a", description = "Sampler by A1111 or ComfyUI name (default ${DEFAULT-VALUE}).")
+    String sampler;
+
+    @Option(names = "--scheduler", defaultValue = "Automatic", description = "Schedule: Automatic, Karras, Exponential, ... (default ${DEFAULT-VALUE}).")
+    String scheduler;
+
+    @Option(names = "--batch-size", defaultValue = "1", description = "Images per model run (default ${DEFAULT-VALUE}).")
+    int batchSize;
+
+    @Option(names = "--batch-count", defaultValue = "1", description = "Runs (default ${DEFAULT-VALUE}); size 5 x count 4 = 20 images.")
+    int batchCount;
+
+    @Option(names = "--clip-skip", defaultValue = "1", description = "Use the text encoder's n-th last layer (default ${DEFAULT-VALUE}).")
+    int clipSkip;
+
+    @Option(names = "--rng", defaultValue = "nv", description = "Noise generator: nv (A1111's default, CUDA's), cpu (PyTorch CPU), own.")
+    String rng;
+
+    @Option(names = "--emphasis", defaultValue = "original", description = "original, no-norm, none, or comfy (relative to the empty prompt).")
+    String emphasis;
+
+    @Option(names = "--init-image", description = "img2img: the picture to start from (PNG/JPEG of exactly --width x --height).")
+    Path initImage;
+
+    @Option(names = "--denoising-strength", defaultValue = "0.75", description = "img2img: 0 keeps the picture, 1 replaces it (default ${DEFAULT-VALUE}).")
+    double strength;
+
+    @Option(names = "--strength-rule", defaultValue = "a1111", description = "img2img schedule cut: a1111, a1111-fixed-steps, comfyui, diffusers.")
+    String strengthRule;
+
+    @Option(names = "--tokenizer", description = "Folder with vocab.json and merges.txt (default: beside the model).")
+    Path tokenizer;
+
+    @Option(names = "--output", defaultValue = "output.png", description = "Output file; several images are numbered beside it. Never overwrites.")
+    Path output;
+
+    @Override
+    public Integer call() throws Exception {
+        GenerationRequest.Builder b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width, height)
+                .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler).batch(batchSize, batchCount)
+                .clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng)).emphasis(emphasis(emphasis))
+                .strengthRule(rule(strengthRule));
+        if (initImage != null) {
+            b.initImage(readRgb(initImage, width, height), strength);
+        }
+        GenerationRequest request = b.build();
+        if (!Files.exists(model)) {
+            throw new IllegalArgumentException("no model at " + model);
+        }
+        try (CpuBackend cpu = new CpuBackend(); StableDiffusion sd = StableDiffusion.load(cpu, model, tokenizer)) {
+            int total = batchCount;
+            List<GeneratedImage> images = sd.generate(request, (run, step, steps, sigma) -> {
+                System.err.printf("\rrun %d/%d  step %d/%d  sigma %.4f", run + 1, total, step + 1, steps, sigma);
+                return true;
+            });
+            System.err.println();
+            for (int i = 0; i < images.size(); i++) {
+                Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
+                PngWriter.write(images.get(i), file);
+                System.out.println(file + " (seed " + images.get(i).seed() + ")");
+            }
+        }
+        return 0;
+    }
+
+    private static PromptEncoder.Emphasis emphasis(String s) {
+        return switch (s.toLowerCase(Locale.ROOT)) {
+            case "original" -> PromptEncoder.Emphasis.ORIGINAL;
+            case "no-norm", "no norm" -> PromptEncoder.Emphasis.NO_NORM;
+            case "none" -> PromptEncoder.Emphasis.NONE;
+            case "comfy", "comfyui" -> PromptEncoder.Emphasis.RELATIVE_TO_EMPTY;
+            default -> throw new IllegalArgumentException("unknown emphasis \"" + s + "\"; known: original, no-norm, none, comfy");
+        };
+    }
+
+    private static StrengthRule rule(String s) {
+        return switch (s.toLowerCase(Locale.ROOT)) {
+            case "a1111" -> StrengthRule.A1111;
+            case "a1111-fixed-steps" -> StrengthRule.A1111_FIXED_STEPS;
+            case "comfyui" -> StrengthRule.COMFYUI;
+            case "diffusers" -> StrengthRule.DIFFUSERS;
+            default -> throw new IllegalArgumentException("unknown strength rule \"" + s
+                    + "\"; known: a1111, a1111-fixed-steps, comfyui, diffusers");
+        };
+    }
+
+    /** RGB planes of an image file that must have exactly the requested size. */
+    static byte[] readRgb(Path file, int width, int height) throws IOException {
+        BufferedImage img;
+        try {
+            img = ImageIO.read(file.toFile());
+        } catch (IOException e) {
+            throw new IOException("cannot read the init image " + file + ": " + e.getMessage(), e);
+        }
+        if (img == null) {
+            throw new IOException("cannot read the init image " + file + ": not a PNG, JPEG, BMP or GIF");
+        }
+        if (img.getWidth() != width || img.getHeight() != height) {
+            throw new IllegalArgumentException("the init image is " + img.getWidth() + "x" + img.getHeight()
+                    + ", the request is " + width + "x" + height);
+        }
+        byte[] rgb = new byte[3 * width * height];
+        int plane = width * height;
+        for (int y = 0; y < height; y++) {
+            for (int x = 0; x < width; x++) {
+                int v = img.getRGB(x, y);
+                rgb[y * width + x] = (byte) (v >> 16);
+                rgb[plane + y * width + x] = (byte) (v >> 8);
+                rgb[2 * plane + y * width + x] = (byte) v;
+            }
+        }
+        return rgb;
+    }
+
+    /** The output name (numbered when {@code number} > 0), with -1, -2, … added until no file has that name. */
+    static Path freeName(Path output, int number) {
+        String name = output.getFileName().toString();
+        int dot = name.toLowerCase(Locale.ROOT).endsWith(".png") ? name.length() - 4 : name.length();
+        String stem = name.substring(0, dot) + (number > 0 ? String.format("-%03d", number) : "");
+        Path dir = output.toAbsolutePath().getParent();
+        Path p = dir.resolve(stem + ".png");
+        for (int k = 1; Files.exists(p); k++) {
+            p = dir.resolve(stem + "-" + k + ".png");
+        }
+        return p;
+    }
+}

@@ -1,0 +1,54 @@
+package dev.jdiffusion.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class GenerateCommandTest {
+    private static String fails(Path dir, String... args) throws Exception {
+        StringWriter err = new StringWriter();
+        String[] all = new String[args.length + 1];
+        all[0] = "generate";
+        System.arraycopy(args, 0, all, 1, args.length);
+        int code = Main.commandLine().setErr(new PrintWriter(err)).execute(all);
+        assertTrue(code != 0, "exit code " + code + " for " + String.join(" ", args));
+        try (var files = Files.list(dir)) {
+            assertEquals(1, files.count(), "nothing written besides the model stand-in: " + String.join(" ", args));
+        }
+        return err.toString();
+    }
+
+    @Test
+    void badInputGetsAClearMessageANonZeroExitAndNoFile(@TempDir Path dir) throws Exception {
+        Path model = Files.writeString(dir.resolve("model.safetensors"), "not a checkpoint");
+        String out = dir.resolve("out.png").toString();
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--width", "513", "--output", out)
+                .contains("multiples of 8"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--steps", "0", "--output", out).contains("steps"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--cfg-scale", "NaN", "--output", out)
+                .contains("CFG scale"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--init-image", model.toString(),
+                "--output", out).contains("init image"));
+        assertTrue(fails(dir, "--model", dir.resolve("missing.safetensors").toString(), "--prompt", "x", "--output", out)
+                .contains("missing.safetensors"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--denoising-strength", "1.5", "--init-image",
+                model.toString(), "--output", out).length() > 0);
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--output", out).contains("model.safetensors"),
+                "an unreadable model names itself");
+    }
+
+    @Test
+    void outputNamesNeverOverwrite(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("cat.png");
+        assertEquals(out, GenerateCommand.freeName(out, 0));
+        Files.writeString(out, "");
+        assertEquals(dir.resolve("cat-1.png"), GenerateCommand.freeName(out, 0));
+        assertEquals(dir.resolve("cat-002.png"), GenerateCommand.freeName(out, 2));
+    }
+}
