@@ -156,17 +156,17 @@ public final class StableDiffusion implements AutoCloseable {
                 latent = sampler.sampler().sample(model, x, sigmas, noise,
                         st -> progress.onStep(runIndex, st.index(), total, st.sigma()));
             }
-            float[] z = new float[latent.length];
-            for (int i = 0; i < z.length; i++) {
-                z[i] = (float) (latent[i] / SCALE_FACTOR);
-            }
-            Tensor decoded = vae.decode(Tensor.of(z, b, latentShape[0], latentShape[1], latentShape[2]), null);
-            byte[] pixels = Pixels.fromImage(decoded);
-            int size = 3 * r.width() * r.height();
+            // one image at a time: the decoder's activations at full resolution dominate the memory
             for (int i = 0; i < b; i++) {
+                float[] z = new float[per];
+                for (int e = 0; e < per; e++) {
+                    z[e] = (float) (latent[i * per + e] / SCALE_FACTOR);
+                }
+                byte[] pixels = Pixels.fromImage(vae.decode(Tensor.of(z, 1, latentShape[0], latentShape[1], latentShape[2]),
+                        null));
                 long seed = firstSeed + i;
-                images.add(new GeneratedImage(Arrays.copyOfRange(pixels, i * size, (i + 1) * size), r.width(), r.height(),
-                        seed, InfoText.format(r, seed, sampler.name(), scheduleLabel, modelName)));
+                images.add(new GeneratedImage(pixels, r.width(), r.height(), seed,
+                        InfoText.format(r, seed, sampler.name(), scheduleLabel, modelName)));
             }
         }
         return images;
