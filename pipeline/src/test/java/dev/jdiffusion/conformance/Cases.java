@@ -4,12 +4,17 @@ import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
 
 /** What the model conformance tests share: the data folder, weights as tensors, ids, and the tensor comparison. */
 final class Cases {
@@ -18,6 +23,26 @@ final class Cases {
 
     static Path root() {
         return Paths.get(System.getProperty("conformance.dir", "../shared/conformance")).toAbsolutePath().normalize();
+    }
+
+    /** Runs one case: its path relative to the data root and its folder. */
+    @FunctionalInterface
+    interface CaseRunner {
+        void run(String rel, Path dir) throws IOException;
+    }
+
+    /** A dynamic test per case folder (one holding a manifest.json) under {@code area}; skipped without data. */
+    static Stream<DynamicTest> scan(String area, CaseRunner runner) throws IOException {
+        Path dir = root().resolve(area);
+        Assumptions.assumeTrue(Files.isDirectory(dir), "no " + area + " conformance data at " + dir + "; skipped");
+        List<DynamicTest> tests = new ArrayList<>();
+        try (Stream<Path> walk = Files.walk(dir)) {
+            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
+                String rel = root().relativize(manifest.getParent()).toString();
+                tests.add(DynamicTest.dynamicTest(rel, () -> runner.run(rel, manifest.getParent())));
+            }
+        }
+        return tests.stream();
     }
 
     static Map<String, Tensor> tensors(SafetensorsFile f) {

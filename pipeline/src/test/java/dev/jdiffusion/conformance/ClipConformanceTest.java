@@ -12,12 +12,9 @@ import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
@@ -36,21 +33,11 @@ class ClipConformanceTest {
 
     @TestFactory
     Stream<DynamicTest> everyClipCase() throws IOException {
-        Path dir = Cases.root().resolve("clip");
-        Assumptions.assumeTrue(Files.isDirectory(dir), "no clip conformance data at " + dir + "; skipped");
-        List<DynamicTest> tests = new ArrayList<>();
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
-                String rel = Cases.root().relativize(manifest.getParent()).toString();
-                tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest)));
-            }
-        }
-        return tests.stream();
+        return Cases.scan("clip", ClipConformanceTest::run);
     }
 
-    private static void run(String rel, Path manifestPath) throws IOException {
-        Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(manifestPath));
-        Path dir = manifestPath.getParent();
+    private static void run(String rel, Path dir) throws IOException {
+        Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("manifest.json")));
         String kind = (String) m.get("kind");
         Cases.Compare c;
         switch (kind) {

@@ -34,7 +34,6 @@ import java.util.Map;
 import java.util.function.IntFunction;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
@@ -54,16 +53,7 @@ class PipelineConformanceTest {
 
     @TestFactory
     Stream<DynamicTest> everyPipelineCase() throws IOException {
-        Path dir = Cases.root().resolve("pipeline");
-        Assumptions.assumeTrue(Files.isDirectory(dir), "no pipeline conformance data at " + dir + "; skipped");
-        List<DynamicTest> tests = new ArrayList<>();
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
-                String rel = Cases.root().relativize(manifest.getParent()).toString();
-                tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest.getParent())));
-            }
-        }
-        return tests.stream();
+        return Cases.scan("pipeline", PipelineConformanceTest::run);
     }
 
     private static void run(String rel, Path dir) throws IOException {

@@ -11,13 +11,11 @@ import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
@@ -36,16 +34,7 @@ class UNetConformanceTest {
 
     @TestFactory
     Stream<DynamicTest> everyUNetCase() throws IOException {
-        Path dir = Cases.root().resolve("unet");
-        Assumptions.assumeTrue(Files.isDirectory(dir), "no unet conformance data at " + dir + "; skipped");
-        List<DynamicTest> tests = new ArrayList<>();
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
-                String rel = Cases.root().relativize(manifest.getParent()).toString();
-                tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest.getParent())));
-            }
-        }
-        return tests.stream();
+        return Cases.scan("unet", UNetConformanceTest::run);
     }
 
     /** {@code UNetModel}'s constructor arguments as a {@link UNet.Config}. */

@@ -11,13 +11,10 @@ import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
@@ -35,16 +32,7 @@ class VaeConformanceTest {
 
     @TestFactory
     Stream<DynamicTest> everyVaeCase() throws IOException {
-        Path dir = Cases.root().resolve("vae");
-        Assumptions.assumeTrue(Files.isDirectory(dir), "no vae conformance data at " + dir + "; skipped");
-        List<DynamicTest> tests = new ArrayList<>();
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
-                String rel = Cases.root().relativize(manifest.getParent()).toString();
-                tests.add(DynamicTest.dynamicTest(rel, () -> run(rel, manifest.getParent())));
-            }
-        }
-        return tests.stream();
+        return Cases.scan("vae", VaeConformanceTest::run);
     }
 
     private static void run(String rel, Path dir) throws IOException {
