@@ -52,6 +52,7 @@ final class ErrorPlot {
             if (!ImageIO.write(img, "png", tmp.toFile())) {
                 throw new IOException("no PNG writer available");
             }
+            dev.jdiffusion.pipeline.PngWriter.readableByAll(tmp);
             Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(tmp);

@@ -2,6 +2,7 @@ package dev.jdiffusion.cli;
 
 import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.model.PromptEncoder;
+import dev.jdiffusion.pipeline.DemoModel;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
 import dev.jdiffusion.pipeline.PngWriter;
@@ -21,9 +22,13 @@ import picocli.CommandLine.Option;
 
 /** txt2img (and img2img with {@code --init-image}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Generate images from a prompt with a Stable Diffusion 1.x checkpoint (img2img with --init-image).")
+        description = {"Generate images from a prompt with a Stable Diffusion 1.x checkpoint (img2img with --init-image).",
+            "Without --model it runs the built-in demo model: the exact denoiser of procedurally drawn pictures",
+            "(circle, square, triangle, ring, cross in red, green, blue, yellow, orange, purple, white, black),",
+            "through the same samplers, CFG, seeds and PNG writer."})
 final class GenerateCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "The checkpoint: .safetensors, .ckpt or a diffusers folder.")
+    @Option(names = "--model", description = "The checkpoint: .safetensors, .ckpt or a diffusers folder. Without it: "
+            + "jdiffusion's built-in demo model (procedural pictures, not Stable Diffusion).")
     Path model;
 
     @Option(names = "--prompt", required = true, description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK.")
@@ -93,21 +98,29 @@ final class GenerateCommand implements Callable<Integer> {
             b.initImage(readRgb(initImage, width, height), strength);
         }
         GenerationRequest request = b.build();
-        if (!Files.exists(model)) {
-            throw new IllegalArgumentException("no model at " + model);
-        }
-        try (CpuBackend cpu = new CpuBackend(); StableDiffusion sd = StableDiffusion.load(cpu, model, tokenizer)) {
-            int total = batchCount;
-            List<GeneratedImage> images = sd.generate(request, (run, step, steps, sigma) -> {
-                System.err.printf("\rrun %d/%d  step %d/%d  sigma %.4f", run + 1, total, step + 1, steps, sigma);
-                return true;
-            });
-            System.err.println();
-            for (int i = 0; i < images.size(); i++) {
-                Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
-                PngWriter.write(images.get(i), file);
-                System.out.println(file + " (seed " + images.get(i).seed() + ")");
+        int total = batchCount;
+        StableDiffusion.ProgressListener bar = (run, step, steps, sigma) -> {
+            System.err.printf("\rrun %d/%d  step %d/%d  sigma %.4f", run + 1, total, step + 1, steps, sigma);
+            return true;
+        };
+        List<GeneratedImage> images;
+        if (model == null) {
+            System.out.println("No --model given: using jdiffusion's demo model, the exact denoiser of procedurally drawn"
+                    + " pictures (not Stable Diffusion). Pass --model FILE to run a Stable Diffusion checkpoint.");
+            images = DemoModel.generate(request, bar);
+        } else {
+            if (!Files.exists(model)) {
+                throw new IllegalArgumentException("no model at " + model);
             }
+            try (CpuBackend cpu = new CpuBackend(); StableDiffusion sd = StableDiffusion.load(cpu, model, tokenizer)) {
+                images = sd.generate(request, bar);
+            }
+        }
+        System.err.println();
+        for (int i = 0; i < images.size(); i++) {
+            Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
+            PngWriter.write(images.get(i), file);
+            System.out.println(file + " (seed " + images.get(i).seed() + ")");
         }
         return 0;
     }

@@ -71,12 +71,22 @@ public final class PngWriter {
                     writer.setOutput(out);
                     writer.write(null, new IIOImage(img, null, meta), null);
                 }
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+                readableByAll(tmp);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(tmp);
             }
         } finally {
             writer.dispose();
+        }
+    }
+
+    /** rw-r--r-- where the file system has POSIX permissions (a temporary file starts as rw-------). */
+    public static void readableByAll(Path file) throws IOException {
+        try {
+            Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (UnsupportedOperationException notPosix) {
+            // the platform's default permissions apply
         }
     }
 

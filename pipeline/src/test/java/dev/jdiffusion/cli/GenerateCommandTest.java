@@ -44,6 +44,26 @@ class GenerateCommandTest {
     }
 
     @Test
+    void withoutAModelTheDemoModelDrawsThePromptAndSaysSo(@TempDir Path dir) throws Exception {
+        java.io.PrintStream old = System.out;
+        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+        int code;
+        try {
+            System.setOut(new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8));
+            code = Main.commandLine().execute("generate", "--prompt", "a red circle on a blue background", "--width", "64",
+                    "--height", "64", "--steps", "10", "--seed", "3", "--output", dir.resolve("demo.png").toString());
+        } finally {
+            System.setOut(old);
+        }
+        String out = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, code, out);
+        assertTrue(out.contains("demo model") && out.contains("not Stable Diffusion"), out);
+        String params = dev.jdiffusion.pipeline.PngWriter.parameters(dir.resolve("demo.png"));
+        assertTrue(params.startsWith("a red circle on a blue background\nSteps: 10, Sampler: Euler a") && params.contains("Seed: 3"),
+                params);
+    }
+
+    @Test
     void outputNamesNeverOverwrite(@TempDir Path dir) throws Exception {
         Path out = dir.resolve("cat.png");
         assertEquals(out, GenerateCommand.freeName(out, 0));

@@ -1,0 +1,60 @@
+package dev.jdiffusion.pipeline;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class DemoModelTest {
+    private static double share(byte[] rgb, int r, int g, int b) {
+        int plane = rgb.length / 3;
+        int n = 0;
+        for (int i = 0; i < plane; i++) {
+            if (Math.abs((rgb[i] & 0xFF) - r) < 30 && Math.abs((rgb[plane + i] & 0xFF) - g) < 30
+                    && Math.abs((rgb[2 * plane + i] & 0xFF) - b) < 30) {
+                n++;
+            }
+        }
+        return (double) n / plane;
+    }
+
+    @Test
+    void thePromptDecidesWhatIsDrawn() {
+        GenerationRequest r = GenerationRequest.builder("a red circle on a blue background").size(64, 64).steps(12).seed(1)
+                .build();
+        byte[] rgb = DemoModel.generate(r, StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        double red = share(rgb, 220, 40, 40);
+        double blue = share(rgb, 40, 80, 220);
+        assertTrue(red > 0.05 && blue > 0.3 && red + blue > 0.9, "red " + red + ", blue " + blue);
+        byte[] square = DemoModel.generate(GenerationRequest.builder("a green square on a white background").size(64, 64)
+                .steps(12).seed(1).build(), StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        assertTrue(share(square, 40, 170, 60) > 0.05 && share(square, 245, 245, 245) > 0.3);
+    }
+
+    @Test
+    void imagesDependOnTheirSeedAloneAndSayWhatMadeThem() {
+        GenerationRequest.Builder b = GenerationRequest.builder("a blue ring").size(32, 32).steps(8).seed(11);
+        List<GeneratedImage> batched = DemoModel.generate(b.batch(2, 1).build(), StableDiffusion.ProgressListener.NONE);
+        List<GeneratedImage> single = DemoModel.generate(b.batch(1, 2).build(), StableDiffusion.ProgressListener.NONE);
+        for (int i = 0; i < 2; i++) {
+            assertEquals(11 + i, batched.get(i).seed());
+            assertArrayEquals(single.get(i).rgb(), batched.get(i).rgb());
+        }
+        assertTrue(batched.get(0).parameters().contains("Model: \"jdiffusion demo (procedural pictures"),
+                batched.get(0).parameters());
+        assertThrows(IllegalArgumentException.class, () -> DemoModel.generate(GenerationRequest.builder("x").size(32, 32)
+                .scheduler("DDIM").build(), StableDiffusion.ProgressListener.NONE));
+    }
+
+    @Test
+    void img2imgAtStrengthZeroKeepsThePicture() {
+        byte[] init = new byte[3 * 32 * 32];
+        java.util.Arrays.fill(init, 0, 32 * 32, (byte) 200);
+        GeneratedImage out = DemoModel.generate(GenerationRequest.builder("a cross").size(32, 32).seed(1)
+                .initImage(init, 0).build(), StableDiffusion.ProgressListener.NONE).get(0);
+        assertArrayEquals(init, out.rgb());
+    }
+}
