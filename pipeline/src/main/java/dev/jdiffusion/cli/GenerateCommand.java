@@ -5,6 +5,7 @@ import dev.jdiffusion.core.model.PromptEncoder;
 import dev.jdiffusion.pipeline.DemoModel;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
+import dev.jdiffusion.pipeline.InfoText;
 import dev.jdiffusion.pipeline.PngWriter;
 import dev.jdiffusion.pipeline.StableDiffusion;
 import dev.jdiffusion.pipeline.StrengthRule;
@@ -31,8 +32,12 @@ final class GenerateCommand implements Callable<Integer> {
             + "jdiffusion's built-in demo model (procedural pictures, not Stable Diffusion).")
     Path model;
 
-    @Option(names = "--prompt", required = true, description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK.")
+    @Option(names = "--prompt", description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK.")
     String prompt;
+
+    @Option(names = "--from-png", description = "Regenerate from the parameters in a PNG written by jdiffusion or A1111 "
+            + "(prompt, negative prompt, steps, sampler, schedule, CFG scale, seed, size, clip skip, RNG).")
+    Path fromPng;
 
     @Option(names = "--negative-prompt", defaultValue = "", description = "What to keep out of the picture.")
     String negativePrompt;
@@ -90,10 +95,22 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        GenerationRequest.Builder b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width, height)
-                .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler).batch(batchSize, batchCount)
-                .clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng)).emphasis(emphasis(emphasis))
-                .strengthRule(rule(strengthRule));
+        GenerationRequest.Builder b;
+        if (fromPng != null) {
+            String text = PngWriter.parameters(fromPng);
+            if (text == null) {
+                throw new IllegalArgumentException(fromPng + " carries no generation parameters");
+            }
+            b = InfoText.toRequest(InfoText.parse(text)).batch(batchSize, batchCount);
+        } else {
+            if (prompt == null) {
+                throw new IllegalArgumentException("give a --prompt (or --from-png FILE)");
+            }
+            b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width, height)
+                    .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler)
+                    .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng));
+        }
+        b.emphasis(emphasis(emphasis)).strengthRule(rule(strengthRule));
         if (initImage != null) {
             b.initImage(readRgb(initImage, width, height), strength);
         }

@@ -61,6 +61,18 @@ class GenerateCommandTest {
         String params = dev.jdiffusion.pipeline.PngWriter.parameters(dir.resolve("demo.png"));
         assertTrue(params.startsWith("a red circle on a blue background\nSteps: 10, Sampler: Euler a") && params.contains("Seed: 3"),
                 params);
+        // --from-png regenerates the same picture from its parameters
+        assertEquals(0, Main.commandLine().execute("generate", "--from-png", dir.resolve("demo.png").toString(), "--output",
+                dir.resolve("again.png").toString()));
+        java.awt.image.BufferedImage a = javax.imageio.ImageIO.read(dir.resolve("demo.png").toFile());
+        java.awt.image.BufferedImage b = javax.imageio.ImageIO.read(dir.resolve("again.png").toFile());
+        assertEquals(a.getWidth(), b.getWidth());
+        for (int y = 0; y < a.getHeight(); y++) {
+            for (int x = 0; x < a.getWidth(); x++) {
+                assertEquals(a.getRGB(x, y), b.getRGB(x, y), "pixel " + x + "," + y);
+            }
+        }
+        assertEquals(params, dev.jdiffusion.pipeline.PngWriter.parameters(dir.resolve("again.png")));
     }
 
     @Test
