@@ -75,6 +75,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--rng", defaultValue = "nv", description = "Noise generator: nv (A1111's default, CUDA's), cpu (PyTorch CPU), own.")
     String rng;
 
+    @Option(names = "--noise-per-batch", description = "ComfyUI's noise: one stream for the whole batch (default: one per image, as A1111).")
+    boolean noisePerBatch;
+
     @Option(names = "--emphasis", defaultValue = "original", description = "original, no-norm, none, or comfy (relative to the empty prompt).")
     String emphasis;
 
@@ -110,7 +113,7 @@ final class GenerateCommand implements Callable<Integer> {
                     .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler)
                     .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng));
         }
-        b.emphasis(emphasis(emphasis)).strengthRule(rule(strengthRule));
+        b.emphasis(emphasis(emphasis)).strengthRule(rule(strengthRule)).streamPerBatch(noisePerBatch);
         if (initImage != null) {
             b.initImage(readRgb(initImage, width, height), strength);
         }

@@ -5,7 +5,6 @@ import dev.jdiffusion.samplers.NoiseSource;
 import dev.jdiffusion.samplers.SamplerNames;
 import dev.jdiffusion.samplers.ScheduleNames;
 import dev.jdiffusion.samplers.Schedules;
-import dev.jdiffusion.samplers.SeededNoise;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Graphics2D;
@@ -182,17 +181,7 @@ public final class DemoModel {
         for (int run = 0; run < r.batchCount(); run++) {
             int b = r.batchSize();
             long firstSeed = base + (long) run * b;
-            SeededNoise[] streams = new SeededNoise[b];
-            for (int i = 0; i < b; i++) {
-                streams[i] = SeededNoise.of(r.rng(), firstSeed + i, per);
-            }
-            NoiseSource noise = (s, sn) -> {
-                double[] all = new double[b * per];
-                for (int i = 0; i < b; i++) {
-                    System.arraycopy(streams[i].next(), 0, all, i * per, per);
-                }
-                return all;
-            };
+            NoiseSource noise = BatchNoise.of(r, firstSeed, b, per);
             double[] x = noise.next(0, 0);
             for (int i = 0; i < x.length; i++) {
                 double start = sigmas.length == 0 ? 0 : x[i] * sigmas[0];

@@ -6,13 +6,14 @@ import dev.jdiffusion.samplers.SeededNoise;
 /**
  * What to generate, with the knobs A1111 users know. {@code seed} −1 picks a random seed (reported
  * in the results); image i of a request gets seed + i and its own noise stream, so an image does not
- * change with the batch size. {@code initImage} (8-bit RGB, NCHW, width × height) makes it img2img.
+ * change with the batch size ({@code streamPerBatch}: ComfyUI's way instead, one stream for the whole
+ * batch seeded with the batch's first seed). {@code initImage} (8-bit RGB, NCHW, width × height) makes it img2img.
  * Build one with {@link #builder(String)}; every value is checked when it is built.
  */
 public record GenerationRequest(String prompt, String negativePrompt, int width, int height, int steps, double cfgScale,
                                 String sampler, String scheduler, long seed, int batchSize, int batchCount, int clipSkip,
                                 SeededNoise.Generator rng, PromptEncoder.Emphasis emphasis, byte[] initImage,
-                                double denoisingStrength, StrengthRule strengthRule) {
+                                double denoisingStrength, StrengthRule strengthRule, boolean streamPerBatch) {
     public GenerationRequest {
         if (prompt == null || negativePrompt == null) {
             throw new IllegalArgumentException("prompt and negative prompt must not be null (use \"\")");
@@ -76,6 +77,7 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
         private byte[] initImage;
         private double denoisingStrength = 0.75;
         private StrengthRule strengthRule = StrengthRule.A1111;
+        private boolean streamPerBatch;
 
         private Builder(String prompt) {
             this.prompt = prompt;
@@ -94,10 +96,11 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
         public Builder emphasis(PromptEncoder.Emphasis v) { emphasis = v; return this; }
         public Builder initImage(byte[] rgb, double strength) { initImage = rgb; denoisingStrength = strength; return this; }
         public Builder strengthRule(StrengthRule v) { strengthRule = v; return this; }
+        public Builder streamPerBatch(boolean v) { streamPerBatch = v; return this; }
 
         public GenerationRequest build() {
             return new GenerationRequest(prompt, negativePrompt, width, height, steps, cfgScale, sampler, scheduler, seed,
-                    batchSize, batchCount, clipSkip, rng, emphasis, initImage, denoisingStrength, strengthRule);
+                    batchSize, batchCount, clipSkip, rng, emphasis, initImage, denoisingStrength, strengthRule, streamPerBatch);
         }
     }
 }

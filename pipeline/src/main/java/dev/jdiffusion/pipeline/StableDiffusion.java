@@ -14,7 +14,6 @@ import dev.jdiffusion.samplers.DiscreteSchedule;
 import dev.jdiffusion.samplers.NoiseSource;
 import dev.jdiffusion.samplers.SamplerNames;
 import dev.jdiffusion.samplers.ScheduleNames;
-import dev.jdiffusion.samplers.SeededNoise;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -129,17 +128,7 @@ public final class StableDiffusion implements AutoCloseable {
         for (int run = 0; run < r.batchCount(); run++) {
             int b = r.batchSize();
             long firstSeed = base + (long) run * b;
-            SeededNoise[] streams = new SeededNoise[b];
-            for (int i = 0; i < b; i++) {
-                streams[i] = SeededNoise.of(r.rng(), firstSeed + i, per);
-            }
-            NoiseSource noise = (s, sn) -> {
-                double[] all = new double[b * per];
-                for (int i = 0; i < b; i++) {
-                    System.arraycopy(streams[i].next(), 0, all, i * per, per);
-                }
-                return all;
-            };
+            NoiseSource noise = BatchNoise.of(r, firstSeed, b, per);
             double[] x = noise.next(0, 0);
             for (int i = 0; i < x.length; i++) {
                 double start = sigmas.length == 0 ? 0 : x[i] * sigmas[0];

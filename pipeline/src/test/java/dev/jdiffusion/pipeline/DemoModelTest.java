@@ -50,6 +50,22 @@ class DemoModelTest {
     }
 
     @Test
+    void comfyUisOneStreamPerBatchDrawsTheWholeBatchFromTheFirstSeed() {
+        GenerationRequest.Builder b = GenerationRequest.builder("a ring").size(32, 32).steps(6).seed(21).sampler("Euler")
+                .rng(dev.jdiffusion.samplers.SeededNoise.Generator.TORCH_CPU).batch(2, 1);
+        List<GeneratedImage> perImage = DemoModel.generate(b.build(), StableDiffusion.ProgressListener.NONE);
+        List<GeneratedImage> perBatch = DemoModel.generate(b.streamPerBatch(true).build(), StableDiffusion.ProgressListener.NONE);
+        // torch.randn of the whole batch starts with the first image's own draw; the second image's noise differs
+        assertArrayEquals(perImage.get(0).rgb(), perBatch.get(0).rgb());
+        double[] one = dev.jdiffusion.samplers.SeededNoise.of(dev.jdiffusion.samplers.SeededNoise.Generator.TORCH_CPU, 21,
+                2 * 3 * 8 * 8).next();
+        double[] first = dev.jdiffusion.samplers.SeededNoise.of(dev.jdiffusion.samplers.SeededNoise.Generator.TORCH_CPU, 21,
+                3 * 8 * 8).next();
+        assertArrayEquals(first, java.util.Arrays.copyOf(one, first.length));
+        assertEquals(22, perBatch.get(1).seed());
+    }
+
+    @Test
     void img2imgAtStrengthZeroKeepsThePicture() {
         byte[] init = new byte[3 * 32 * 32];
         java.util.Arrays.fill(init, 0, 32 * 32, (byte) 200);

@@ -30,7 +30,7 @@ class InfoTextTest {
                 .build();
         assertEquals(mine, new GenerationRequest(back.prompt(), back.negativePrompt(), back.width(), back.height(), back.steps(),
                 back.cfgScale(), back.sampler(), back.scheduler(), back.seed(), 1, 1, back.clipSkip(), mine.rng(),
-                mine.emphasis(), null, mine.denoisingStrength(), mine.strengthRule()));
+                mine.emphasis(), null, mine.denoisingStrength(), mine.strengthRule(), false));
         // a prompt without a parameters line is all prompt
         assertEquals("just words, nothing else", InfoText.parse("just words, nothing else").prompt());
     }
