@@ -1,7 +1,7 @@
 package dev.jdiffusion.pipeline;
 
 import dev.jdiffusion.samplers.CfgDenoiser;
-import dev.jdiffusion.samplers.NoiseSource;
+import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
 import dev.jdiffusion.samplers.ScheduleNames;
 import dev.jdiffusion.samplers.Schedules;
@@ -11,12 +11,9 @@ import java.awt.Graphics2D;
 import java.awt.Polygon;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
-import java.security.SecureRandom;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
-import java.util.function.IntFunction;
 
 /**
  * jdiffusion's built-in demo model, for trying the pipeline without Stable Diffusion weights: the
@@ -124,13 +121,11 @@ public final class DemoModel {
         return lw;
     }
 
-    /** The posterior mean over the pictures for each of the n items of x at sigma. */
-    static double[] denoise(DataSet d, double[] lw, double[] x, double sigma) {
+    /** The posterior mean over the pictures at sigma for items [from, to) of x, written to the same items of out. */
+    static void denoise(DataSet d, double[] lw, double[] x, int from, int to, double sigma, double[] out) {
         int dim = d.pixels()[0].length;
-        int n = x.length / dim;
-        double[] out = new double[x.length];
         double[] logits = new double[lw.length];
-        for (int b = 0; b < n; b++) {
+        for (int b = from; b < to; b++) {
             double max = Double.NEGATIVE_INFINITY;
             for (int k = 0; k < lw.length; k++) {
                 float[] p = d.pixels()[k];
@@ -158,7 +153,6 @@ public final class DemoModel {
                 }
             }
         }
-        return out;
     }
 
     /** txt2img (and img2img) with the demo model; the same request fields as {@link StableDiffusion#generate}. */
@@ -168,48 +162,31 @@ public final class DemoModel {
         DataSet data = dataSet(lw, lh);
         double[] cond = logWeights(data, r.prompt());
         double[] uncond = logWeights(data, r.negativePrompt());
-        long base = r.seed() == -1 ? new SecureRandom().nextLong(1L << 32) : r.seed();
-        SamplerNames.Resolved sampler = SamplerNames.resolve(r.sampler());
-        String scheduleName = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
-        IntFunction<double[]> sigmasFor = n -> schedule(scheduleName, n);
-        double[] sigmas = r.isImg2Img() ? r.strengthRule().sigmas(sigmasFor, r.steps(), r.denoisingStrength())
-                : sigmasFor.apply(r.steps());
         int per = 3 * lw * lh;
         float[] init = r.isImg2Img() ? shrink(Pixels.toImage(r.initImage(), 1, r.height(), r.width()).toFloatArray(),
                 r.width(), r.height()) : null;
-        List<GeneratedImage> images = new ArrayList<>();
-        for (int run = 0; run < r.batchCount(); run++) {
-            int b = r.batchSize();
-            long firstSeed = base + (long) run * b;
-            NoiseSource noise = BatchNoise.of(r, firstSeed, b, per);
-            double[] x = noise.next(0, 0);
-            for (int i = 0; i < x.length; i++) {
-                double start = sigmas.length == 0 ? 0 : x[i] * sigmas[0];
-                x[i] = init == null ? start : init[i % per] + start;
+        GenerationLoop.Model model = new GenerationLoop.Model() {
+            @Override
+            public double[] sigmas(String name, int steps, SamplerNames.Resolved sampler) {
+                return schedule(name, steps);
             }
-            double[] out = x;
-            if (sigmas.length > 0) {
-                CfgDenoiser model = new CfgDenoiser((pair, sigma) -> {
-                    int half = pair.length / 2;
-                    double[] u = denoise(data, uncond, java.util.Arrays.copyOfRange(pair, 0, half), sigma);
-                    double[] c = denoise(data, cond, java.util.Arrays.copyOfRange(pair, half, pair.length), sigma);
-                    double[] both = java.util.Arrays.copyOf(u, pair.length);
-                    System.arraycopy(c, 0, both, half, half);
+
+            @Override
+            public GuidedDenoiser denoiser(int b, double cfgScale) {
+                return new CfgDenoiser((pair, sigma) -> {
+                    double[] both = new double[pair.length];
+                    denoise(data, uncond, pair, 0, b, sigma, both);
+                    denoise(data, cond, pair, b, 2 * b, sigma, both);
                     return both;
-                }, r.cfgScale() * sampler.cfgScaleMultiplier());
-                int total = sigmas.length - 1;
-                int runIndex = run;
-                out = sampler.sampler().sample(model, x, sigmas, noise,
-                        st -> progress.onStep(runIndex, st.index(), total, st.sigma()));
+                }, cfgScale);
             }
-            for (int i = 0; i < b; i++) {
-                byte[] rgb = enlarge(java.util.Arrays.copyOfRange(out, i * per, (i + 1) * per), lw, lh);
-                long seed = firstSeed + i;
-                images.add(new GeneratedImage(rgb, r.width(), r.height(), seed,
-                        InfoText.format(r, seed, sampler.name(), scheduleName, NAME)));
+
+            @Override
+            public byte[] pixels(double[] latent, int item) {
+                return enlarge(java.util.Arrays.copyOfRange(latent, item * per, (item + 1) * per), lw, lh);
             }
-        }
-        return images;
+        };
+        return GenerationLoop.run(r, model, per, init, NAME, progress);
     }
 
     /** The mean of each SCALE×SCALE block of a [3, h, w] image. */

@@ -11,14 +11,11 @@ import dev.jdiffusion.samplers.CfgDenoiser;
 import dev.jdiffusion.samplers.DiffusionModel;
 import dev.jdiffusion.samplers.DiscreteDenoiser;
 import dev.jdiffusion.samplers.DiscreteSchedule;
-import dev.jdiffusion.samplers.NoiseSource;
+import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
 import dev.jdiffusion.samplers.ScheduleNames;
-import java.security.SecureRandom;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.function.IntFunction;
 
 /**
  * Stable Diffusion 1.x text-to-image and image-to-image over loaded networks: the prompt encoded as
@@ -104,61 +101,43 @@ public final class StableDiffusion implements AutoCloseable {
 
     /** Generates every image of the request (batch count × batch size), in seed order. */
     public List<GeneratedImage> generate(GenerationRequest r, ProgressListener progress) {
-        long base = r.seed() == -1 ? new SecureRandom().nextLong(1L << 32) : r.seed();
-        SamplerNames.Resolved sampler = SamplerNames.resolve(r.sampler());
-        String scheduleName = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
-        IntFunction<double[]> sigmasFor = n -> ScheduleNames.sigmas(scheduleName, schedule, n,
-                sampler.discardPenultimateSigma());
-        double[] sigmas = r.isImg2Img() ? r.strengthRule().sigmas(sigmasFor, r.steps(), r.denoisingStrength())
-                : sigmasFor.apply(r.steps());
         int f = vae.downsamplingFactor();
-        int[] latentShape = {vae.latentChannels(), r.height() / f, r.width() / f};
         if (r.height() % f != 0 || r.width() % f != 0) {
             throw new IllegalArgumentException("width and height must be multiples of " + f + " for this VAE");
         }
+        int[] latentShape = {vae.latentChannels(), r.height() / f, r.width() / f};
         int per = latentShape[0] * latentShape[1] * latentShape[2];
-        Tensor[] contexts = contexts(r);
         float[] initLatent = null;
         if (r.isImg2Img()) {
             Tensor image = Pixels.toImage(r.initImage(), 1, r.height(), r.width());
             initLatent = backend.scale(vae.encode(image, null).mean(), SCALE_FACTOR).toFloatArray();
         }
-        String scheduleLabel = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
-        List<GeneratedImage> images = new ArrayList<>();
-        for (int run = 0; run < r.batchCount(); run++) {
-            int b = r.batchSize();
-            long firstSeed = base + (long) run * b;
-            NoiseSource noise = BatchNoise.of(r, firstSeed, b, per);
-            double[] x = noise.next(0, 0);
-            for (int i = 0; i < x.length; i++) {
-                double start = sigmas.length == 0 ? 0 : x[i] * sigmas[0];
-                x[i] = initLatent == null ? start : initLatent[i % per] + start;
+        GenerationLoop.Model model = new GenerationLoop.Model() {
+            @Override
+            public double[] sigmas(String name, int steps, SamplerNames.Resolved sampler) {
+                return ScheduleNames.sigmas(name, schedule, steps, sampler.discardPenultimateSigma());
             }
-            double[] latent = x;
-            if (sigmas.length > 0) {
+
+            @Override
+            public GuidedDenoiser denoiser(int b, double cfgScale) {
+                Tensor[] contexts = contexts(r);
                 Tensor ctx = backend.concat(0, repeat(contexts[0], b), repeat(contexts[1], b));
                 DiscreteDenoiser pair = new DiscreteDenoiser(new UNetModel(unet, ctx, null, latentShape), schedule,
                         DiffusionModel.Parameterization.EPSILON);
-                CfgDenoiser model = new CfgDenoiser(pair::denoise, r.cfgScale() * sampler.cfgScaleMultiplier());
-                int total = sigmas.length - 1;
-                int runIndex = run;
-                latent = sampler.sampler().sample(model, x, sigmas, noise,
-                        st -> progress.onStep(runIndex, st.index(), total, st.sigma()));
+                return new CfgDenoiser(pair::denoise, cfgScale);
             }
-            // one image at a time: the decoder's activations at full resolution dominate the memory
-            for (int i = 0; i < b; i++) {
+
+            /** One image at a time: the decoder's activations at full resolution dominate the memory. */
+            @Override
+            public byte[] pixels(double[] latent, int item) {
                 float[] z = new float[per];
                 for (int e = 0; e < per; e++) {
-                    z[e] = (float) (latent[i * per + e] / SCALE_FACTOR);
+                    z[e] = (float) (latent[item * per + e] / SCALE_FACTOR);
                 }
-                byte[] pixels = Pixels.fromImage(vae.decode(Tensor.of(z, 1, latentShape[0], latentShape[1], latentShape[2]),
-                        null));
-                long seed = firstSeed + i;
-                images.add(new GeneratedImage(pixels, r.width(), r.height(), seed,
-                        InfoText.format(r, seed, sampler.name(), scheduleLabel, modelName)));
+                return Pixels.fromImage(vae.decode(Tensor.of(z, 1, latentShape[0], latentShape[1], latentShape[2]), null));
             }
-        }
-        return images;
+        };
+        return GenerationLoop.run(r, model, per, initLatent, modelName, progress);
     }
 
     /**

@@ -78,11 +78,11 @@ public final class SamplerStudy {
             SamplerNames.Resolved r = resolved.get(e.getKey());
             String sched = r.schedule() != null ? r.schedule() : schedule;
             // the most steps: Restart, for one, only restarts (and draws noise) from 20 steps on
-            boolean stochastic = isStochastic(e.getKey(), sigmas(e.getKey(), sched, model, sorted[sorted.length - 1], r),
+            boolean stochastic = isStochastic(e.getKey(), withoutFinalZero(sigmas(sched, model, sorted[sorted.length - 1], r)),
                     seed);
             double[] errors = new double[sorted.length];
             for (int i = 0; i < sorted.length; i++) {
-                double[] sigmas = sigmas(e.getKey(), sched, model, sorted[i], r);
+                double[] sigmas = sigmas(sched, model, sorted[i], r);
                 errors[i] = stochastic ? varianceError(e.getKey(), sigmas, seed)
                         : odeError(e.getKey(), withoutFinalZero(sigmas), seed);
             }
@@ -91,14 +91,8 @@ public final class SamplerStudy {
         return rows;
     }
 
-    /** The schedule a sampler runs on: A1111's UniPC cannot step to 0 and ends at the model's smallest sigma. */
-    private static double[] sigmas(Sampler s, String schedule, DiscreteSchedule model, int steps,
-                                   SamplerNames.Resolved r) {
-        double[] sigmas = ScheduleNames.sigmas(schedule, model, steps, r.discardPenultimateSigma());
-        if (s instanceof UniPc && sigmas[sigmas.length - 1] == 0) {
-            return Arrays.copyOf(sigmas, sigmas.length - 1);
-        }
-        return sigmas;
+    private static double[] sigmas(String schedule, DiscreteSchedule model, int steps, SamplerNames.Resolved r) {
+        return ScheduleNames.sigmas(schedule, model, steps, r.discardPenultimateSigma());
     }
 
     private static double[] withoutFinalZero(double[] sigmas) {
