@@ -113,7 +113,7 @@ final class GenerateCommand implements Callable<Integer> {
                     .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler)
                     .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng));
         }
-        b.emphasis(emphasis(emphasis)).strengthRule(rule(strengthRule)).streamPerBatch(noisePerBatch);
+        b.emphasis(PromptEncoder.Emphasis.named(emphasis)).strengthRule(StrengthRule.named(strengthRule)).streamPerBatch(noisePerBatch);
         if (initImage != null) {
             b.initImage(readRgb(initImage, width, height), strength);
         }
@@ -143,27 +143,6 @@ final class GenerateCommand implements Callable<Integer> {
             System.out.println(file + " (seed " + images.get(i).seed() + ")");
         }
         return 0;
-    }
-
-    private static PromptEncoder.Emphasis emphasis(String s) {
-        return switch (s.toLowerCase(Locale.ROOT)) {
-            case "original" -> PromptEncoder.Emphasis.ORIGINAL;
-            case "no-norm", "no norm" -> PromptEncoder.Emphasis.NO_NORM;
-            case "none" -> PromptEncoder.Emphasis.NONE;
-            case "comfy", "comfyui" -> PromptEncoder.Emphasis.RELATIVE_TO_EMPTY;
-            default -> throw new IllegalArgumentException("unknown emphasis \"" + s + "\"; known: original, no-norm, none, comfy");
-        };
-    }
-
-    private static StrengthRule rule(String s) {
-        return switch (s.toLowerCase(Locale.ROOT)) {
-            case "a1111" -> StrengthRule.A1111;
-            case "a1111-fixed-steps" -> StrengthRule.A1111_FIXED_STEPS;
-            case "comfyui" -> StrengthRule.COMFYUI;
-            case "diffusers" -> StrengthRule.DIFFUSERS;
-            default -> throw new IllegalArgumentException("unknown strength rule \"" + s
-                    + "\"; known: a1111, a1111-fixed-steps, comfyui, diffusers");
-        };
     }
 
     /** RGB planes of an image file that must have exactly the requested size. */

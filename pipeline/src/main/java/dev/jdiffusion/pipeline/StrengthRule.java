@@ -19,6 +19,18 @@ public enum StrengthRule {
     /** diffusers: the last min(int(steps·s), steps) steps of the schedule for {@code steps}. */
     DIFFUSERS;
 
+    /** By name, ignoring case: a1111, a1111-fixed-steps, comfyui, diffusers. */
+    public static StrengthRule named(String name) {
+        return switch (name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT).replace('_', '-')) {
+            case "a1111" -> A1111;
+            case "a1111-fixed-steps" -> A1111_FIXED_STEPS;
+            case "comfyui" -> COMFYUI;
+            case "diffusers" -> DIFFUSERS;
+            default -> throw new IllegalArgumentException("unknown strength rule \"" + name
+                    + "\"; known: a1111, a1111-fixed-steps, comfyui, diffusers");
+        };
+    }
+
     /**
      * The sigmas to run, from {@code schedule.apply(n)} (n steps: n + 1 sigmas ending in 0); empty
      * (no steps) for strength 0.

@@ -99,7 +99,7 @@ class PipelineConformanceTest {
                     ? Schedules.karras(n, schedule.sigmaMin(), schedule.sigmaMax(), 7) : schedule.uniform(n);
             int steps = ((Number) s.get("steps")).intValue();
             boolean img2img = "pipeline-img2img".equals(m.get("kind"));
-            double[] sigmas = img2img ? rule((String) s.get("rule")).sigmas(sigmasFor, steps,
+            double[] sigmas = img2img ? StrengthRule.named((String) s.get("rule")).sigmas(sigmasFor, steps,
                     ((Number) s.get("denoising_strength")).doubleValue()) : sigmasFor.apply(steps);
             compareElementwise(c, "sigmas", sigmas, data.tensor("sigmas").doubles(), 1e-5);
 
@@ -168,14 +168,6 @@ class PipelineConformanceTest {
             case "dpmpp_2m" -> "DPM++ 2M";
             case "dpmpp_2m_sde" -> "DPM++ 2M SDE";
             default -> throw new IllegalArgumentException("no A1111 sampler for " + sampler);
-        };
-    }
-
-    private static StrengthRule rule(String name) {
-        return switch (name) {
-            case "a1111" -> StrengthRule.A1111;
-            case "comfyui" -> StrengthRule.COMFYUI;
-            default -> throw new IllegalArgumentException("unknown strength rule " + name);
         };
     }
 

@@ -41,5 +41,8 @@ class StrengthRuleTest {
         assertThrows(IllegalArgumentException.class, () -> StrengthRule.A1111.sigmas(KARRAS, 20, 1.5));
         assertThrows(IllegalArgumentException.class, () -> StrengthRule.A1111.sigmas(KARRAS, 20, Double.NaN));
         assertThrows(IllegalArgumentException.class, () -> StrengthRule.A1111.sigmas(KARRAS, 0, 0.5));
+        assertEquals(StrengthRule.A1111_FIXED_STEPS, StrengthRule.named("A1111_fixed_steps"));
+        assertEquals(StrengthRule.COMFYUI, StrengthRule.named("ComfyUI"));
+        assertThrows(IllegalArgumentException.class, () -> StrengthRule.named("photoshop"));
     }
 }

@@ -24,7 +24,19 @@ public final class PromptEncoder {
         /** ComfyUI's: move each weighted token's vector away from the empty prompt's, z_empty + w·(z − z_empty). */
         RELATIVE_TO_EMPTY,
         /** A1111 "None": the prompt syntax is not parsed; brackets and BREAK are text. */
-        NONE
+        NONE;
+
+        /** By name, ignoring case: original, no-norm, none, comfy (relative to the empty prompt). */
+        public static Emphasis named(String name) {
+            return switch (name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT)) {
+                case "original" -> ORIGINAL;
+                case "no-norm", "no norm" -> NO_NORM;
+                case "none" -> NONE;
+                case "comfy", "comfyui" -> RELATIVE_TO_EMPTY;
+                default -> throw new IllegalArgumentException("unknown emphasis \"" + name
+                        + "\"; known: original, no-norm, none, comfy");
+            };
+        }
     }
 
     /** The conditioning of one prompt, its pooled output and the number of prompt tokens. */
