@@ -222,8 +222,7 @@ public final class DemoModel {
                     double tx = fx - x0;
                     double top = img[(c * h + y0) * w + x0] * (1 - tx) + img[(c * h + y0) * w + x1] * tx;
                     double bottom = img[(c * h + y1) * w + x0] * (1 - tx) + img[(c * h + y1) * w + x1] * tx;
-                    double v = Math.min(1, Math.max(0, (top * (1 - ty) + bottom * ty + 1) / 2));
-                    out[(c * bh + y) * bw + x] = (byte) (int) Math.floor(v * 255 + 0.5);
+                    out[(c * bh + y) * bw + x] = Pixels.toByte(top * (1 - ty) + bottom * ty);
                 }
             }
         }

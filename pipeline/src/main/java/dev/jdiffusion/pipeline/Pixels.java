@@ -12,10 +12,15 @@ public final class Pixels {
         float[] v = image.toFloatArray();
         byte[] out = new byte[v.length];
         for (int i = 0; i < v.length; i++) {
-            double x = Math.min(1, Math.max(0, (v[i] + 1.0) / 2));
-            out[i] = (byte) (int) Math.floor(x * 255 + 0.5);
+            out[i] = toByte(v[i]);
         }
         return out;
+    }
+
+    /** One value in [−1, 1] as 8 bits: round(clamp((v + 1)/2, 0, 1)·255), half up. */
+    static byte toByte(double v) {
+        double x = Math.min(1, Math.max(0, (v + 1.0) / 2));
+        return (byte) (int) Math.floor(x * 255 + 0.5);
     }
 
     /** An image for the VAE encoder: v / 127.5 − 1, NCHW. */
