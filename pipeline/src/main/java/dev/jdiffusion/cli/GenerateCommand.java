@@ -60,7 +60,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--sampler", defaultValue = "Euler a", description = "Sampler by A1111 or ComfyUI name (default ${DEFAULT-VALUE}).")
     String sampler;
 
-    @Option(names = "--scheduler", defaultValue = "Automatic", description = "Schedule: Automatic, Karras, Exponential, ... (default ${DEFAULT-VALUE}).")
+    @Option(names = "--scheduler", defaultValue = "Automatic", description = "Noise schedule: Automatic (the sampler's own default, as in A1111: Karras for DPM++ 2M, "
+            + "Exponential for DPM++ 2M SDE, Uniform for Euler), Uniform, Karras, Exponential, SGM Uniform, Align Your Steps, "
+            + "Polyexponential, KL Optimal, Simple, Normal, DDIM, Beta, GITS, or a ComfyUI name (sgm_uniform, ...). DDIM, PLMS and UniPC step through their own timesteps, "
+            + "as in A1111 (default ${DEFAULT-VALUE}).")
     String scheduler;
 
     @Option(names = "--batch-size", defaultValue = "1", description = "Images per model run (default ${DEFAULT-VALUE}).")

@@ -167,8 +167,14 @@ public final class DemoModel {
                 r.width(), r.height()) : null;
         GenerationLoop.Model model = new GenerationLoop.Model() {
             @Override
-            public double[] sigmas(String name, int steps, SamplerNames.Resolved sampler) {
-                return schedule(name, steps);
+            public double[] sigmas(SamplerNames.Resolved sampler, String requestedSchedule, int steps) {
+                String name = sampler.scheduleFor(requestedSchedule);
+                if (name == null) {
+                    // a sampler with its own time grid ends at the model's smallest sigma, not at 0
+                    return java.util.Arrays.copyOf(schedule("Karras", steps + 1), steps + 1);
+                }
+                return sampler.discardPenultimateSigma() ? ScheduleNames.withoutPenultimate(schedule(name, steps + 1))
+                        : schedule(name, steps);
             }
 
             @Override
@@ -229,14 +235,17 @@ public final class DemoModel {
         return out;
     }
 
-    /** The named schedule over the demo's noise range (0.002 to 80; "Automatic"/"Uniform": Karras). */
+    /**
+     * The named schedule over the demo's noise range (0.002 to 80); the demo has no timesteps, so the
+     * time-uniform schedules ("Uniform", ComfyUI's "normal") are Karras's.
+     */
     private static double[] schedule(String name, int n) {
         String key = name.replace(" ", "").replace("_", "").toLowerCase(Locale.ROOT);
         return switch (key) {
             case "exponential" -> Schedules.exponential(n, SIGMA_MIN, SIGMA_MAX);
             case "polyexponential" -> Schedules.polyexponential(n, SIGMA_MIN, SIGMA_MAX, 1);
             case "kloptimal" -> Schedules.klOptimal(n, SIGMA_MIN, SIGMA_MAX);
-            case "automatic", "uniform", "karras" -> Schedules.karras(n, SIGMA_MIN, SIGMA_MAX, 7);
+            case "automatic", "uniform", "normal", "karras" -> Schedules.karras(n, SIGMA_MIN, SIGMA_MAX, 7);
             default -> throw new IllegalArgumentException("the demo model offers the Karras, Exponential, Polyexponential and"
                     + " KL Optimal schedules (the others need a model's own timesteps); known for models: "
                     + String.join(", ", ScheduleNames.names()));

@@ -14,10 +14,11 @@ import java.util.function.IntFunction;
  * start latent, the sampler with progress, and one picture per image with its parameters.
  */
 final class GenerationLoop {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(GenerationLoop.class);
     /** The model's side of a request. */
     interface Model {
-        /** The schedule of n steps (n + 1 sigmas) for a schedule name. */
-        double[] sigmas(String schedule, int steps, SamplerNames.Resolved sampler);
+        /** The sigmas of n steps for the sampler and the schedule the user asked for ({@link SamplerNames.Resolved#sigmas}). */
+        double[] sigmas(SamplerNames.Resolved sampler, String requestedSchedule, int steps);
 
         /** The guided denoiser for batches of b latents (built once per request). */
         GuidedDenoiser denoiser(int b, double cfgScale);
@@ -37,8 +38,13 @@ final class GenerationLoop {
                                     StableDiffusion.ProgressListener progress) {
         long base = r.seed() == -1 ? new SecureRandom().nextLong(1L << 32) : r.seed();
         SamplerNames.Resolved sampler = SamplerNames.resolve(r.sampler());
-        String scheduleName = sampler.schedule() != null ? sampler.schedule() : r.scheduler();
-        IntFunction<double[]> sigmasFor = n -> model.sigmas(scheduleName, n, sampler);
+        String used = sampler.scheduleFor(r.scheduler());
+        String scheduleName = used != null ? used : SamplerNames.AUTOMATIC;
+        if (used == null && !r.scheduler().strip().equalsIgnoreCase(SamplerNames.AUTOMATIC)) {
+            LOG.warn("{} steps through its own timesteps, as in A1111; the schedule \"{}\" is not used", sampler.name(),
+                    r.scheduler());
+        }
+        IntFunction<double[]> sigmasFor = n -> model.sigmas(sampler, r.scheduler(), n);
         double[] sigmas = r.isImg2Img() ? r.strengthRule().sigmas(sigmasFor, r.steps(), r.denoisingStrength())
                 : sigmasFor.apply(r.steps());
         int b = r.batchSize();

@@ -13,7 +13,6 @@ import dev.jdiffusion.samplers.DiscreteDenoiser;
 import dev.jdiffusion.samplers.DiscreteSchedule;
 import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
-import dev.jdiffusion.samplers.ScheduleNames;
 import java.util.Arrays;
 import java.util.List;
 
@@ -114,8 +113,8 @@ public final class StableDiffusion implements AutoCloseable {
         }
         GenerationLoop.Model model = new GenerationLoop.Model() {
             @Override
-            public double[] sigmas(String name, int steps, SamplerNames.Resolved sampler) {
-                return ScheduleNames.sigmas(name, schedule, steps, sampler.discardPenultimateSigma());
+            public double[] sigmas(SamplerNames.Resolved sampler, String requestedSchedule, int steps) {
+                return sampler.sigmas(requestedSchedule, schedule, steps);
             }
 
             @Override

@@ -169,6 +169,30 @@ class StableDiffusionTest {
     }
 
     @Test
+    void timestepSamplersStepThroughTheirOwnGridAndAutomaticIsTheSamplersDefault() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            StableDiffusion sd = tiny(cpu, open);
+            DiscreteSchedule schedule = DiscreteSchedule.stableDiffusion();
+            Map<String, double[]> grids = Map.of(
+                    "UniPC", dev.jdiffusion.samplers.UniPc.a1111Sigmas(schedule, 4, dev.jdiffusion.samplers.UniPc.SkipType.TIME_UNIFORM),
+                    "DDIM", schedule.ddimSigmas(4), "PLMS", schedule.ddimSigmas(4),
+                    "DPM++ 2M", dev.jdiffusion.samplers.ScheduleNames.sigmas("Karras", schedule, 4, false));
+            for (Map.Entry<String, double[]> e : grids.entrySet()) {
+                List<Double> seen = new java.util.ArrayList<>();
+                List<GeneratedImage> out = sd.generate(cat().steps(4).sampler(e.getKey()).scheduler("Automatic").build(),
+                        (run, step, total, sigma) -> seen.add(sigma));
+                double[] want = java.util.Arrays.copyOf(e.getValue(), 4);
+                assertArrayEquals(want, seen.stream().mapToDouble(Double::doubleValue).toArray(), 1e-12, e.getKey());
+                assertTrue(out.get(0).parameters().contains("Sampler: " + e.getKey() + ", Schedule type: "
+                        + (e.getKey().equals("DPM++ 2M") ? "Karras" : "Automatic") + ","), out.get(0).parameters());
+            }
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    @Test
     void badRequestsAreRejectedByName() {
         assertThrows(IllegalArgumentException.class, () -> cat().size(513, 512).build());
         assertThrows(IllegalArgumentException.class, () -> cat().steps(0).build());

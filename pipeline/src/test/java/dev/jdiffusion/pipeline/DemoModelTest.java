@@ -34,6 +34,32 @@ class DemoModelTest {
         assertTrue(share(square, 40, 170, 60) > 0.05 && share(square, 245, 245, 245) > 0.3);
     }
 
+    /**
+     * Every sampler name runs end to end on its automatic schedule (A1111's timestep samplers on their
+     * own grid) and lands on a picture of the prompt's kind. At CFG 1: the demo's data are a finite set of
+     * pictures, whose exact denoiser jumps between them at small sigma, so strong guidance with a few
+     * multistep or second-order steps can overshoot into colours no picture has (a real model is smooth).
+     * The CFG++ samplers renoise along the unconditional estimate (here: any picture at all), so they get
+     * A1111's default scale, 7.
+     */
+    @Test
+    void everySamplerByNameDrawsOnItsAutomaticSchedule() {
+        for (String name : dev.jdiffusion.samplers.SamplerNames.names()) {
+            double cfg = name.contains("CFG++") || name.contains("cfg_pp") ? 7 : 1;
+            GeneratedImage image = DemoModel.generate(GenerationRequest.builder("a red circle on a blue background")
+                    .size(64, 64).steps(12).cfgScale(cfg).seed(1).sampler(name).build(),
+                    StableDiffusion.ProgressListener.NONE).get(0);
+            double blue = share(image.rgb(), 40, 80, 220);
+            assertTrue(blue > 0.5, name + ": blue " + blue);
+        }
+        String dpm = DemoModel.generate(GenerationRequest.builder("x").size(32, 32).steps(4).seed(1).sampler("DPM++ 2M")
+                .build(), StableDiffusion.ProgressListener.NONE).get(0).parameters();
+        assertTrue(dpm.contains("Sampler: DPM++ 2M, Schedule type: Karras,"), dpm);
+        String unipc = DemoModel.generate(GenerationRequest.builder("x").size(32, 32).steps(4).seed(1).sampler("UniPC")
+                .scheduler("Karras").build(), StableDiffusion.ProgressListener.NONE).get(0).parameters();
+        assertTrue(unipc.contains("Sampler: UniPC, Schedule type: Automatic,"), unipc);
+    }
+
     @Test
     void imagesDependOnTheirSeedAloneAndSayWhatMadeThem() {
         GenerationRequest.Builder b = GenerationRequest.builder("a blue ring").size(32, 32).steps(8).seed(11);

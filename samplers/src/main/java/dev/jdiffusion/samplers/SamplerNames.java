@@ -13,41 +13,77 @@ import java.util.function.Supplier;
  * name decides which tool's behaviour is reproduced.
  */
 public final class SamplerNames {
-    /** A resolved name: the sampler, the schedule the name implies (null: the caller's choice), and
-     * whether the tool drops the second-to-last sigma of the schedule for this sampler, and the factor the
-     * tool applies to the user's CFG scale for it (1 except A1111's "DDIM CFG++": 1/12.5). */
-    public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma,
-                           double cfgScaleMultiplier) {
+    /** The sigmas of a sampler that steps through its own time grid, whatever schedule the user picked. */
+    @FunctionalInterface
+    public interface TimeGrid {
+        double[] sigmas(DiscreteSchedule model, int steps);
     }
 
-    private record Entry(Supplier<Sampler> sampler, boolean discardPenultimate, double cfgScaleMultiplier) {
+    /** The name of the schedule choice that means "the sampler's default" (A1111's "Automatic"). */
+    public static final String AUTOMATIC = "Automatic";
+
+    /**
+     * A resolved name: the sampler, the schedule the name implies (null: the caller's choice), whether
+     * the tool drops the second-to-last sigma of the schedule for this sampler, the factor the tool
+     * applies to the user's CFG scale for it (1 except A1111's "DDIM CFG++": 1/12.5), the schedule
+     * that "Automatic" stands for with this sampler, and the sampler's own time grid (A1111's DDIM,
+     * PLMS, UniPC and DDIM CFG++ step through the model's timesteps and ignore the schedule), or null.
+     */
+    public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma,
+                           double cfgScaleMultiplier, String defaultSchedule, TimeGrid timeGrid) {
+        /**
+         * The schedule that runs when the user asks for {@code requested}: the one the combined name
+         * implies, else for "Automatic" the sampler's default; null when the sampler runs on its own
+         * time grid.
+         */
+        public String scheduleFor(String requested) {
+            if (timeGrid != null) {
+                return null;
+            }
+            if (schedule != null) {
+                return schedule;
+            }
+            return requested == null || requested.strip().equalsIgnoreCase(AUTOMATIC) ? defaultSchedule : requested;
+        }
+
+        /** The sigmas of {@code steps} steps for the model with the schedule the user asked for ({@link #scheduleFor}). */
+        public double[] sigmas(String requested, DiscreteSchedule model, int steps) {
+            String s = scheduleFor(requested);
+            return s == null ? timeGrid.sigmas(model, steps) : ScheduleNames.sigmas(s, model, steps, discardPenultimateSigma);
+        }
+    }
+
+    private record Entry(Supplier<Sampler> sampler, boolean discardPenultimate, double cfgScaleMultiplier,
+                         String defaultSchedule, TimeGrid timeGrid) {
     }
 
     private static final Map<String, Entry> A1111 = new LinkedHashMap<>();
     private static final Map<String, Entry> COMFY = new LinkedHashMap<>();
 
     static {
-        // AUTOMATIC1111 (k-diffusion underneath: churn noise drawn every step, LMS integrates the last step)
-        a1111("Euler", Euler::new, false);
-        a1111("Euler a", EulerAncestral::new, false);
-        a1111("LMS", () -> new Lms(4, false), false);
-        a1111("Heun", Heun::new, false);
-        a1111("DPM2", Dpm2::new, true);
-        a1111("DPM2 a", Dpm2Ancestral::new, true);
-        a1111("DPM++ 2S a", DpmPp2sAncestral::new, false);
-        a1111("DPM++ 2M", DpmPp2m::new, false);
-        a1111("DPM++ SDE", DpmPpSde::new, false);
-        a1111("DPM++ 2M SDE", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), false);
-        a1111("DPM++ 2M SDE Heun", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), false);
-        a1111("DPM++ 3M SDE", DpmPp3mSde::new, true);
-        a1111("DPM fast", DpmFast::new, false);
-        a1111("DPM adaptive", DpmAdaptive::new, false);
-        a1111("DDIM", () -> new Ddim(0), false);
-        a1111("PLMS", Plms::new, false);
-        a1111("UniPC", UniPc::new, false);
-        a1111("LCM", Lcm::new, false);
-        a1111("Restart", Restart::automatic, false);
-        A1111.put("DDIM CFG++", new Entry(() -> new DdimCfgPp(0), false, 1 / DdimCfgPp.CFG_SCALE_DIVISOR));
+        // AUTOMATIC1111 (k-diffusion underneath: churn noise drawn every step, LMS integrates the last step);
+        // "Automatic" is each sampler's default schedule since A1111 1.8 (Uniform where none is named)
+        a1111("Euler", Euler::new, false, "Uniform");
+        a1111("Euler a", EulerAncestral::new, false, "Uniform");
+        a1111("LMS", () -> new Lms(4, false), false, "Uniform");
+        a1111("Heun", Heun::new, false, "Uniform");
+        a1111("DPM2", Dpm2::new, true, "Karras");
+        a1111("DPM2 a", Dpm2Ancestral::new, true, "Karras");
+        a1111("DPM++ 2S a", DpmPp2sAncestral::new, false, "Karras");
+        a1111("DPM++ 2M", DpmPp2m::new, false, "Karras");
+        a1111("DPM++ SDE", DpmPpSde::new, false, "Karras");
+        a1111("DPM++ 2M SDE", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.MIDPOINT), false, "Exponential");
+        a1111("DPM++ 2M SDE Heun", () -> new DpmPp2mSde(DpmPp2mSde.SolverType.HEUN), false, "Exponential");
+        a1111("DPM++ 3M SDE", DpmPp3mSde::new, true, "Exponential");
+        a1111("DPM fast", DpmFast::new, false, "Uniform");
+        a1111("DPM adaptive", DpmAdaptive::new, false, "Uniform");
+        a1111("LCM", Lcm::new, false, "Uniform");
+        a1111("Restart", Restart::automatic, false, "Karras");
+        // A1111's timestep samplers: CompVis's DDIM timesteps, and UniPC's continuous time grid (uniform in t)
+        ownGrid("DDIM", () -> new Ddim(0), 1, DiscreteSchedule::ddimSigmas);
+        ownGrid("PLMS", Plms::new, 1, DiscreteSchedule::ddimSigmas);
+        ownGrid("UniPC", UniPc::new, 1, (model, steps) -> UniPc.a1111Sigmas(model, steps, UniPc.SkipType.TIME_UNIFORM));
+        ownGrid("DDIM CFG++", () -> new DdimCfgPp(0), 1 / DdimCfgPp.CFG_SCALE_DIVISOR, DiscreteSchedule::ddimSigmas);
         // ComfyUI (its copy of k-diffusion: churn noise only when used, LMS ends on the denoised estimate)
         Churn comfyChurn = Churn.NONE.drawnOnlyWhenUsed();
         comfy("euler", () -> new Euler(comfyChurn), false);
@@ -99,12 +135,17 @@ public final class SamplerNames {
     private SamplerNames() {
     }
 
-    private static void a1111(String name, Supplier<Sampler> s, boolean discard) {
-        A1111.put(name, new Entry(s, discard, 1));
+    private static void a1111(String name, Supplier<Sampler> s, boolean discard, String defaultSchedule) {
+        A1111.put(name, new Entry(s, discard, 1, defaultSchedule, null));
     }
 
+    private static void ownGrid(String name, Supplier<Sampler> s, double cfgScaleMultiplier, TimeGrid grid) {
+        A1111.put(name, new Entry(s, false, cfgScaleMultiplier, null, grid));
+    }
+
+    /** ComfyUI has no "Automatic"; its KSampler's first schedule is "normal". */
     private static void comfy(String name, Supplier<Sampler> s, boolean discard) {
-        COMFY.put(name, new Entry(s, discard, 1));
+        COMFY.put(name, new Entry(s, discard, 1, "normal", null));
     }
 
     /** Every name this resolves (A1111's, then ComfyUI's), without the combined ones. */
@@ -125,7 +166,8 @@ public final class SamplerNames {
         String n = name.strip();
         Entry comfy = COMFY.get(n);
         if (comfy != null) {
-            return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate(), comfy.cfgScaleMultiplier());
+            return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate(), comfy.cfgScaleMultiplier(),
+                    comfy.defaultSchedule(), null);
         }
         String schedule = null;
         String base = n;
@@ -139,8 +181,8 @@ public final class SamplerNames {
         for (Map.Entry<String, Entry> e : A1111.entrySet()) {
             if (e.getKey().equalsIgnoreCase(base)) {
                 Entry entry = e.getValue();
-                return new Resolved(e.getKey(), entry.sampler().get(), schedule, entry.discardPenultimate(),
-                        entry.cfgScaleMultiplier());
+                return new Resolved(e.getKey(), entry.sampler().get(), entry.timeGrid() == null ? schedule : null,
+                        entry.discardPenultimate(), entry.cfgScaleMultiplier(), entry.defaultSchedule(), entry.timeGrid());
             }
         }
         throw new IllegalArgumentException("unknown sampler \"" + name + "\"; known: " + String.join(", ", names())

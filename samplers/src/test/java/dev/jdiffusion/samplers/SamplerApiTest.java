@@ -16,6 +16,37 @@ class SamplerApiTest {
     private static final ToyDenoiser TOY = ToyDenoiser.gaussian(MU, 0.5);
 
     @Test
+    void automaticIsTheSamplersDefaultScheduleAndTimestepSamplersKeepTheirOwnGrid() {
+        DiscreteSchedule sd = DiscreteSchedule.stableDiffusion();
+        assertEquals("Karras", SamplerNames.resolve("DPM++ 2M").scheduleFor("Automatic"));
+        assertEquals("Exponential", SamplerNames.resolve("DPM++ 2M SDE").scheduleFor("automatic"));
+        assertEquals("Exponential", SamplerNames.resolve("DPM++ 3M SDE").scheduleFor("Automatic"));
+        assertEquals("Karras", SamplerNames.resolve("DPM2 a").scheduleFor("Automatic"));
+        assertEquals("Uniform", SamplerNames.resolve("Euler a").scheduleFor("Automatic"));
+        assertEquals("SGM Uniform", SamplerNames.resolve("DPM++ 2M").scheduleFor("SGM Uniform"), "a named schedule wins");
+        assertEquals("Karras", SamplerNames.resolve("DPM++ 2M Karras").scheduleFor("Exponential"),
+                "the combined name's schedule wins, as A1111 reads it");
+        assertEquals("normal", SamplerNames.resolve("dpmpp_2m").scheduleFor("Automatic"));
+        assertArrayEquals(ScheduleNames.sigmas("Karras", sd, 20, false), SamplerNames.resolve("DPM++ 2M").sigmas("Automatic", sd, 20));
+        assertArrayEquals(ScheduleNames.sigmas("Karras", sd, 20, true), SamplerNames.resolve("DPM2").sigmas("Automatic", sd, 20));
+
+        SamplerNames.Resolved unipc = SamplerNames.resolve("UniPC");
+        assertNull(unipc.scheduleFor("Karras"));
+        double[] grid = unipc.sigmas("Karras", sd, 20);
+        assertArrayEquals(UniPc.a1111Sigmas(sd, 20, UniPc.SkipType.TIME_UNIFORM), grid);
+        assertEquals(21, grid.length);
+        assertTrue(grid[20] > 0, "A1111's UniPC ends at the smallest training sigma");
+        double[] x = new double[] {1, -1, 0.5, 2};
+        double[] out = unipc.sampler().sample((z, sigma) -> new double[z.length], x, grid, (a, b) -> new double[4],
+                StepListener.NONE);
+        assertEquals(4, out.length);
+        assertArrayEquals(sd.ddimSigmas(10), SamplerNames.resolve("DDIM").sigmas("Exponential", sd, 10));
+        assertArrayEquals(sd.ddimSigmas(10), SamplerNames.resolve("PLMS").sigmas("Automatic", sd, 10));
+        assertArrayEquals(sd.ddimSigmas(10), SamplerNames.resolve("DDIM CFG++").sigmas("Automatic", sd, 10));
+        assertNull(SamplerNames.resolve("DDIM Karras").schedule(), "DDIM ignores the schedule, also in a combined name");
+    }
+
+    @Test
     void namesOfBothToolsAndTheOldCombinedNamesResolve() {
         SamplerNames.Resolved r = SamplerNames.resolve("DPM++ 2M Karras");
         assertInstanceOf(DpmPp2m.class, r.sampler());
