@@ -1,7 +1,5 @@
 package dev.jdiffusion.pipeline;
 
-import dev.jdiffusion.samplers.CfgDenoiser;
-import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
 import dev.jdiffusion.samplers.ScheduleNames;
 import dev.jdiffusion.samplers.Schedules;
@@ -160,8 +158,6 @@ public final class DemoModel {
         int lw = r.width() / SCALE;
         int lh = r.height() / SCALE;
         DataSet data = dataSet(lw, lh);
-        double[] cond = logWeights(data, r.prompt());
-        double[] uncond = logWeights(data, r.negativePrompt());
         int per = 3 * lw * lh;
         float[] init = r.isImg2Img() ? shrink(Pixels.toImage(r.initImage(), 1, r.height(), r.width()).toFloatArray(),
                 r.width(), r.height()) : null;
@@ -177,14 +173,17 @@ public final class DemoModel {
                         : schedule(name, steps);
             }
 
+            private final java.util.Map<String, double[]> weights = new java.util.HashMap<>();
+
             @Override
-            public GuidedDenoiser denoiser(int b, double cfgScale) {
-                return new CfgDenoiser((pair, sigma) -> {
-                    double[] both = new double[pair.length];
-                    denoise(data, uncond, pair, 0, b, sigma, both);
-                    denoise(data, cond, pair, b, 2 * b, sigma, both);
-                    return both;
-                }, cfgScale);
+            public double[] denoise(double[] blocks, double sigma, List<String> texts) {
+                int b = blocks.length / (texts.size() * per);
+                double[] out = new double[blocks.length];
+                for (int j = 0; j < texts.size(); j++) {
+                    DemoModel.denoise(data, weights.computeIfAbsent(texts.get(j), t -> logWeights(data, t)), blocks, j * b, (j + 1) * b,
+                            sigma, out);
+                }
+                return out;
             }
 
             @Override

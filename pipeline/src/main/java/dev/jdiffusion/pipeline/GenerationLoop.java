@@ -1,7 +1,10 @@
 package dev.jdiffusion.pipeline;
 
+import dev.jdiffusion.core.text.PromptSchedule;
+import dev.jdiffusion.samplers.CfgDenoiser;
 import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.NoiseSource;
+import dev.jdiffusion.samplers.PairedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -20,8 +23,12 @@ final class GenerationLoop {
         /** The sigmas of n steps for the sampler and the schedule the user asked for ({@link SamplerNames.Resolved#sigmas}). */
         double[] sigmas(SamplerNames.Resolved sampler, String requestedSchedule, int steps);
 
-        /** The guided denoiser for batches of b latents (built once per request). */
-        GuidedDenoiser denoiser(int b, double cfgScale);
+        /**
+         * The model's estimate for blocks of latents at one sigma: block j (of {@code blocks.length / texts.size()}
+         * values) under the prompt {@code texts.get(j)}, block 0 the negative prompt's. The prompts are plain
+         * (edits and alternations resolved), emphasis syntax included.
+         */
+        double[] denoise(double[] blocks, double sigma, List<String> texts);
 
         /** Item i of a batch of latents as 8-bit RGB. */
         byte[] pixels(double[] latent, int item);
@@ -48,7 +55,10 @@ final class GenerationLoop {
         double[] sigmas = r.isImg2Img() ? r.strengthRule().sigmas(sigmasFor, r.steps(), r.denoisingStrength())
                 : sigmasFor.apply(r.steps());
         int b = r.batchSize();
-        GuidedDenoiser denoiser = sigmas.length > 0 ? model.denoiser(b, r.cfgScale() * sampler.cfgScaleMultiplier()) : null;
+        int promptSteps = sampler.promptScheduleSteps(r.steps());
+        List<PromptSchedule.Entry> negative = PromptSchedule.of(r.negativePrompt(), promptSteps);
+        List<PromptSchedule.Weighted> prompts = PromptSchedule.composable(r.prompt(), promptSteps);
+        double[] weights = prompts.stream().mapToDouble(PromptSchedule.Weighted::weight).toArray();
         List<GeneratedImage> images = new ArrayList<>();
         for (int run = 0; run < r.batchCount(); run++) {
             long firstSeed = base + (long) run * b;
@@ -59,7 +69,9 @@ final class GenerationLoop {
                 x[i] = init == null ? start : init[i % per] + start;
             }
             double[] latent = x;
-            if (denoiser != null) {
+            if (sigmas.length > 0) {
+                GuidedDenoiser denoiser = new CfgDenoiser(new PromptsAtEvaluation(model, negative, prompts),
+                        r.cfgScale() * sampler.cfgScaleMultiplier(), weights);
                 int total = sigmas.length - 1;
                 int runIndex = run;
                 latent = sampler.sampler().sample(denoiser, x, sigmas, noise,
@@ -72,5 +84,30 @@ final class GenerationLoop {
             }
         }
         return images;
+    }
+
+    /** The model under the prompts of each evaluation, counted from 0 for each run as A1111 counts. */
+    private static final class PromptsAtEvaluation implements PairedDenoiser {
+        private final Model model;
+        private final List<PromptSchedule.Entry> negative;
+        private final List<PromptSchedule.Weighted> prompts;
+        private int evaluation;
+
+        PromptsAtEvaluation(Model model, List<PromptSchedule.Entry> negative, List<PromptSchedule.Weighted> prompts) {
+            this.model = model;
+            this.negative = negative;
+            this.prompts = prompts;
+        }
+
+        @Override
+        public double[] denoisePair(double[] blocks, double sigma) {
+            List<String> texts = new ArrayList<>();
+            texts.add(PromptSchedule.at(negative, evaluation));
+            for (PromptSchedule.Weighted p : prompts) {
+                texts.add(PromptSchedule.at(p.schedule(), evaluation));
+            }
+            evaluation++;
+            return model.denoise(blocks, sigma, texts);
+        }
     }
 }

@@ -83,6 +83,7 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
             this.prompt = prompt;
         }
 
+        public Builder prompt(String v) { prompt = v; return this; }
         public Builder negativePrompt(String v) { negativePrompt = v; return this; }
         public Builder size(int w, int h) { width = w; height = h; return this; }
         public Builder steps(int v) { steps = v; return this; }

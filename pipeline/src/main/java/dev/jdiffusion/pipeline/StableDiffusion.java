@@ -7,14 +7,14 @@ import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.model.Vae;
 import dev.jdiffusion.core.tensor.Tensor;
 import dev.jdiffusion.core.text.ClipTokenizer;
-import dev.jdiffusion.samplers.CfgDenoiser;
 import dev.jdiffusion.samplers.DiffusionModel;
 import dev.jdiffusion.samplers.DiscreteDenoiser;
 import dev.jdiffusion.samplers.DiscreteSchedule;
-import dev.jdiffusion.samplers.GuidedDenoiser;
 import dev.jdiffusion.samplers.SamplerNames;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Stable Diffusion 1.x text-to-image and image-to-image over loaded networks: the prompt encoded as
@@ -117,13 +117,50 @@ public final class StableDiffusion implements AutoCloseable {
                 return sampler.sigmas(requestedSchedule, schedule, steps);
             }
 
+            private final PromptEncoder pe = new PromptEncoder(backend, tokenizer, clip, ClipTokenizer.Padding.END_OF_TEXT);
+            private final Map<String, Tensor> encoded = new HashMap<>();
+            private final Map<List<String>, Tensor> contexts = new HashMap<>();
+
             @Override
-            public GuidedDenoiser denoiser(int b, double cfgScale) {
-                Tensor[] contexts = contexts(r);
-                Tensor ctx = backend.concat(0, repeat(contexts[0], b), repeat(contexts[1], b));
-                DiscreteDenoiser pair = new DiscreteDenoiser(new UNetModel(unet, ctx, null, latentShape), schedule,
-                        DiffusionModel.Parameterization.EPSILON);
-                return new CfgDenoiser(pair::denoise, cfgScale);
+            public double[] denoise(double[] blocks, double sigma, List<String> texts) {
+                int b = blocks.length / (texts.size() * per);
+                Tensor ctx = contexts.computeIfAbsent(List.copyOf(texts), t -> context(t, b));
+                return new DiscreteDenoiser(new UNetModel(unet, ctx, null, latentShape), schedule,
+                        DiffusionModel.Parameterization.EPSILON).denoise(blocks, sigma);
+            }
+
+            /**
+             * The cross-attention context of each block's b items: the prompts' conditionings made as
+             * long as the longest by repeating their last vector, the negative prompt's and theirs padded
+             * with the empty prompt's chunk to the same number of chunks (as A1111 does both).
+             */
+            private Tensor context(List<String> texts, int b) {
+                Tensor[] c = new Tensor[texts.size()];
+                for (int i = 0; i < c.length; i++) {
+                    c[i] = encoded.computeIfAbsent(texts.get(i), t -> pe.encode(t, r.clipSkip(), r.emphasis()).context());
+                }
+                int longest = 0;
+                for (int i = 1; i < c.length; i++) {
+                    longest = Math.max(longest, c[i].dim(1));
+                }
+                for (int i = 1; i < c.length; i++) {
+                    c[i] = repeatLast(c[i], longest);
+                }
+                Tensor empty = encoded.computeIfAbsent("", t -> pe.encode(t, r.clipSkip(), r.emphasis()).context());
+                while (c[0].dim(1) < longest) {
+                    c[0] = backend.concat(1, c[0], empty);
+                }
+                while (longest < c[0].dim(1)) {
+                    for (int i = 1; i < c.length; i++) {
+                        c[i] = backend.concat(1, c[i], empty);
+                    }
+                    longest = c[1].dim(1);
+                }
+                Tensor[] items = new Tensor[c.length * b];
+                for (int i = 0; i < items.length; i++) {
+                    items[i] = c[i / b];
+                }
+                return backend.concat(0, items);
             }
 
             /** One image at a time: the decoder's activations at full resolution dominate the memory. */
@@ -139,32 +176,16 @@ public final class StableDiffusion implements AutoCloseable {
         return GenerationLoop.run(r, model, per, initLatent, modelName, progress);
     }
 
-    /**
-     * The negative prompt's and the prompt's conditioning [1, 77·k, D], the shorter padded with the
-     * empty prompt's chunk so both have the same number of chunks (as A1111 pads them).
-     */
-    private Tensor[] contexts(GenerationRequest r) {
-        PromptEncoder pe = new PromptEncoder(backend, tokenizer, clip, ClipTokenizer.Padding.END_OF_TEXT);
-        Tensor uncond = pe.encode(r.negativePrompt(), r.clipSkip(), r.emphasis()).context();
-        Tensor cond = pe.encode(r.prompt(), r.clipSkip(), r.emphasis()).context();
-        if (uncond.dim(1) != cond.dim(1)) {
-            Tensor empty = pe.encode("", r.clipSkip(), r.emphasis()).context();
-            while (uncond.dim(1) < cond.dim(1)) {
-                uncond = backend.concat(1, uncond, empty);
-            }
-            while (cond.dim(1) < uncond.dim(1)) {
-                cond = backend.concat(1, cond, empty);
-            }
+    /** A conditioning [1, T, D] made T' tokens long by repeating its last vector. */
+    private Tensor repeatLast(Tensor c, int tokens) {
+        int t = c.dim(1);
+        if (t == tokens) {
+            return c;
         }
-        return new Tensor[] {uncond, cond};
-    }
-
-    private Tensor repeat(Tensor t, int n) {
-        if (n == 1) {
-            return t;
-        }
-        Tensor[] copies = new Tensor[n];
-        Arrays.fill(copies, t);
-        return backend.concat(0, copies);
+        Tensor last = c.reshape(t, c.dim(2)).slice(t - 1, t).reshape(1, 1, c.dim(2));
+        Tensor[] parts = new Tensor[1 + tokens - t];
+        Arrays.fill(parts, last);
+        parts[0] = c;
+        return backend.concat(1, parts);
     }
 }

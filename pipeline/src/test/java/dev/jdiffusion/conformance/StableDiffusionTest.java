@@ -193,6 +193,37 @@ class StableDiffusionTest {
     }
 
     @Test
+    void promptEditingAndCompositionChangeTheConditioningWhereTheySay() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            StableDiffusion sd = tiny(cpu, open);
+            GenerationRequest.Builder b = cat().steps(4).sampler("Euler");
+            byte[] cat = sd.generate(b.prompt("a photo of a cat").build(), StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            byte[] dog = sd.generate(b.prompt("a photo of a dog").build(), StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            assertTrue(!java.util.Arrays.equals(cat, dog));
+            assertArrayEquals(cat, sd.generate(b.prompt("a photo of a [cat:dog:4]").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb(), "a switch after the last step never happens");
+            assertArrayEquals(dog, sd.generate(b.prompt("a photo of a [cat:dog:0]").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb(), "a switch at step 0 is there from the start");
+            byte[] edited = sd.generate(b.prompt("a photo of a [cat:dog:2]").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            byte[] alternating = sd.generate(b.prompt("a photo of a [cat|dog]").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            assertTrue(!java.util.Arrays.equals(cat, edited) && !java.util.Arrays.equals(dog, edited)
+                    && !java.util.Arrays.equals(edited, alternating));
+            assertArrayEquals(cat, sd.generate(b.prompt("a photo of a cat AND a photo of a dog :0").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb(), "AND with weight 0 adds nothing");
+            String longPrompt = "a photo of a cat, " + "highly detailed, sharp focus, ".repeat(20);
+            List<GeneratedImage> mixed = sd.generate(b.prompt("a photo of a dog AND " + longPrompt + ":0.5").batch(2, 1).build(),
+                    StableDiffusion.ProgressListener.NONE);
+            assertEquals(2, mixed.size(), "prompts of 1 and 3 chunks guide one batch together");
+            assertTrue(!java.util.Arrays.equals(dog, mixed.get(0).rgb()));
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    @Test
     void badRequestsAreRejectedByName() {
         assertThrows(IllegalArgumentException.class, () -> cat().size(513, 512).build());
         assertThrows(IllegalArgumentException.class, () -> cat().steps(0).build());

@@ -60,6 +60,27 @@ class DemoModelTest {
         assertTrue(unipc.contains("Sampler: UniPC, Schedule type: Automatic,"), unipc);
     }
 
+    /** The picture is decided at large sigma: the prompt of the first steps sets the shape and colour. */
+    @Test
+    void promptEditingSwitchesTheConditioningAtItsStep() {
+        GenerationRequest.Builder b = GenerationRequest.builder("").size(64, 64).steps(20).seed(3).sampler("Euler");
+        byte[] late = DemoModel.generate(b.prompt("[a red circle:a green square:0.9] on a blue background").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        assertTrue(share(late, 220, 40, 40) > 0.05 && share(late, 40, 170, 60) == 0, "red until step 18");
+        byte[] early = DemoModel.generate(b.prompt("[a red circle:a green square:2] on a blue background").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        assertTrue(share(early, 40, 170, 60) > 0.05 && share(early, 220, 40, 40) == 0, "green from step 3");
+        byte[] alone = DemoModel.generate(b.prompt("a red circle on a blue background").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        assertArrayEquals(alone, DemoModel.generate(b.prompt("[a red circle:a green square:20] on a blue background").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb(), "a switch at the last step never happens");
+        assertArrayEquals(alone, DemoModel.generate(b.prompt("a red circle on a blue background AND a green square:0").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb(), "AND with weight 0 adds nothing");
+        byte[] both = DemoModel.generate(b.prompt("a red circle on a blue background AND a green square").build(),
+                StableDiffusion.ProgressListener.NONE).get(0).rgb();
+        assertTrue(!java.util.Arrays.equals(alone, both), "AND with weight 1 guides towards both");
+    }
+
     @Test
     void imagesDependOnTheirSeedAloneAndSayWhatMadeThem() {
         GenerationRequest.Builder b = GenerationRequest.builder("a blue ring").size(32, 32).steps(8).seed(11);

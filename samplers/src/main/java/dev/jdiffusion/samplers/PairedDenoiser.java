@@ -1,10 +1,11 @@
 package dev.jdiffusion.samplers;
 
 /**
- * A denoiser evaluated for two conditionings in one batch: the input is the sample twice (first
- * half for the unconditional/negative prompt, second half for the prompt) and so is the output.
+ * A denoiser evaluated for several conditionings in one batch: the input is the sample repeated,
+ * one block per conditioning (first the unconditional/negative prompt's, then each prompt's), and
+ * so is the output.
  */
 @FunctionalInterface
 public interface PairedDenoiser {
-    double[] denoisePair(double[] pair, double sigma);
+    double[] denoisePair(double[] blocks, double sigma);
 }

@@ -27,10 +27,17 @@ public final class SamplerNames {
      * the tool drops the second-to-last sigma of the schedule for this sampler, the factor the tool
      * applies to the user's CFG scale for it (1 except A1111's "DDIM CFG++": 1/12.5), the schedule
      * that "Automatic" stands for with this sampler, and the sampler's own time grid (A1111's DDIM,
-     * PLMS, UniPC and DDIM CFG++ step through the model's timesteps and ignore the schedule), or null.
+     * PLMS, UniPC and DDIM CFG++ step through the model's timesteps and ignore the schedule), or null;
+     * and whether A1111 counts it as second order (two model evaluations a step: its prompt-editing
+     * schedule spans twice the steps).
      */
     public record Resolved(String name, Sampler sampler, String schedule, boolean discardPenultimateSigma,
-                           double cfgScaleMultiplier, String defaultSchedule, TimeGrid timeGrid) {
+                           double cfgScaleMultiplier, String defaultSchedule, TimeGrid timeGrid, boolean secondOrder) {
+        /** The number of model evaluations A1111 schedules edited prompts over for {@code steps} steps. */
+        public int promptScheduleSteps(int steps) {
+            return secondOrder ? 2 * steps : steps;
+        }
+
         /**
          * The schedule that runs when the user asks for {@code requested}: the one the combined name
          * implies, else for "Automatic" the sampler's default; null when the sampler runs on its own
@@ -57,6 +64,10 @@ public final class SamplerNames {
                          String defaultSchedule, TimeGrid timeGrid) {
     }
 
+    /** A1111's "second_order" samplers and their ComfyUI namesakes. */
+    private static final java.util.Set<String> SECOND_ORDER = java.util.Set.of("Heun", "DPM2", "DPM2 a", "DPM++ 2S a",
+            "DPM++ SDE", "Restart", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
+            "dpmpp_sde", "dpmpp_sde_gpu");
     private static final Map<String, Entry> A1111 = new LinkedHashMap<>();
     private static final Map<String, Entry> COMFY = new LinkedHashMap<>();
 
@@ -167,7 +178,7 @@ public final class SamplerNames {
         Entry comfy = COMFY.get(n);
         if (comfy != null) {
             return new Resolved(n, comfy.sampler().get(), null, comfy.discardPenultimate(), comfy.cfgScaleMultiplier(),
-                    comfy.defaultSchedule(), null);
+                    comfy.defaultSchedule(), null, SECOND_ORDER.contains(n));
         }
         String schedule = null;
         String base = n;
@@ -182,7 +193,8 @@ public final class SamplerNames {
             if (e.getKey().equalsIgnoreCase(base)) {
                 Entry entry = e.getValue();
                 return new Resolved(e.getKey(), entry.sampler().get(), entry.timeGrid() == null ? schedule : null,
-                        entry.discardPenultimate(), entry.cfgScaleMultiplier(), entry.defaultSchedule(), entry.timeGrid());
+                        entry.discardPenultimate(), entry.cfgScaleMultiplier(), entry.defaultSchedule(), entry.timeGrid(),
+                        SECOND_ORDER.contains(e.getKey()));
             }
         }
         throw new IllegalArgumentException("unknown sampler \"" + name + "\"; known: " + String.join(", ", names())

@@ -44,6 +44,9 @@ class SamplerApiTest {
         assertArrayEquals(sd.ddimSigmas(10), SamplerNames.resolve("PLMS").sigmas("Automatic", sd, 10));
         assertArrayEquals(sd.ddimSigmas(10), SamplerNames.resolve("DDIM CFG++").sigmas("Automatic", sd, 10));
         assertNull(SamplerNames.resolve("DDIM Karras").schedule(), "DDIM ignores the schedule, also in a combined name");
+        assertEquals(40, SamplerNames.resolve("Heun").promptScheduleSteps(20), "A1111 counts two evaluations a step");
+        assertEquals(40, SamplerNames.resolve("DPM++ SDE Karras").promptScheduleSteps(20));
+        assertEquals(20, SamplerNames.resolve("DPM++ 2M").promptScheduleSteps(20));
     }
 
     @Test
