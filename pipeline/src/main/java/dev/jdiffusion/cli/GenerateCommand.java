@@ -7,6 +7,7 @@ import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
 import dev.jdiffusion.pipeline.InfoText;
 import dev.jdiffusion.pipeline.PngWriter;
+import dev.jdiffusion.pipeline.Progress;
 import dev.jdiffusion.pipeline.StableDiffusion;
 import dev.jdiffusion.pipeline.StrengthRule;
 import dev.jdiffusion.samplers.SeededNoise;
@@ -21,13 +22,13 @@ import javax.imageio.ImageIO;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** txt2img (and img2img with {@code --init-image}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
+/** txt2img (and img2img with {@code --init-image}; {@link Img2ImgCommand}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Generate images from a prompt with a Stable Diffusion 1.x checkpoint (img2img with --init-image).",
             "Without --model it runs the built-in demo model: the exact denoiser of procedurally drawn pictures",
             "(circle, square, triangle, ring, cross in red, green, blue, yellow, orange, purple, white, black),",
             "through the same samplers, CFG, seeds and PNG writer."})
-final class GenerateCommand implements Callable<Integer> {
+class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", description = "The checkpoint: .safetensors, .ckpt or a diffusers folder. Without it: "
             + "jdiffusion's built-in demo model (procedural pictures, not Stable Diffusion).")
     Path model;
@@ -42,11 +43,11 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--negative-prompt", defaultValue = "", description = "What to keep out of the picture.")
     String negativePrompt;
 
-    @Option(names = "--width", defaultValue = "512", description = "Width in pixels, a multiple of 8 (default ${DEFAULT-VALUE}).")
-    int width;
+    @Option(names = "--width", description = "Width in pixels, a multiple of 8 (default 512; img2img: the init image's).")
+    Integer width;
 
-    @Option(names = "--height", defaultValue = "512", description = "Height in pixels, a multiple of 8 (default ${DEFAULT-VALUE}).")
-    int height;
+    @Option(names = "--height", description = "Height in pixels, a multiple of 8 (default 512; img2img: the init image's).")
+    Integer height;
 
     @Option(names = "--steps", defaultValue = "20", description = "Sampling steps (default ${DEFAULT-VALUE}).")
     int steps;
@@ -84,7 +85,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--emphasis", defaultValue = "original", description = "original, no-norm, none, or comfy (relative to the empty prompt).")
     String emphasis;
 
-    @Option(names = "--init-image", description = "img2img: the picture to start from (PNG/JPEG of exactly --width x --height).")
+    @Option(names = "--init-image", description = "img2img: the picture to start from (PNG, JPEG, BMP or GIF), resized to "
+            + "--width x --height when they are given.")
     Path initImage;
 
     @Option(names = "--denoising-strength", defaultValue = "0.75", description = "img2img: 0 keeps the picture, 1 replaces it (default ${DEFAULT-VALUE}).")
@@ -99,6 +101,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--output", defaultValue = "output.png", description = "Output file; several images are numbered beside it. Never overwrites.")
     Path output;
 
+    @Option(names = "--preview", description = "Write a cheap preview of the first image of the run (latent colours, "
+            + "8 times smaller) to this PNG after every step, replacing it; it is deleted at the end.")
+    Path preview;
+
     @Override
     public Integer call() throws Exception {
         GenerationRequest.Builder b;
@@ -112,18 +118,42 @@ final class GenerateCommand implements Callable<Integer> {
             if (prompt == null) {
                 throw new IllegalArgumentException("give a --prompt (or --from-png FILE)");
             }
-            b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width, height)
+            b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width == null ? 512 : width,
+                            height == null ? 512 : height)
                     .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler)
                     .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng));
         }
         b.emphasis(PromptEncoder.Emphasis.named(emphasis)).strengthRule(StrengthRule.named(strengthRule)).streamPerBatch(noisePerBatch);
         if (initImage != null) {
-            b.initImage(readRgb(initImage, width, height), strength);
+            BufferedImage img = readImage(initImage);
+            GenerationRequest sized = b.build();
+            int w = sized.width();
+            int h = sized.height();
+            if (fromPng == null && width == null && height == null) {
+                w = img.getWidth();
+                h = img.getHeight();
+                if (w % 8 != 0 || h % 8 != 0) {
+                    throw new IllegalArgumentException("the init image is " + w + "x" + h + "; width and height must be "
+                            + "multiples of 8: pass --width and --height to resize it");
+                }
+                b.size(w, h);
+            }
+            b.initImage(rgb(img, w, h), strength);
         }
         GenerationRequest request = b.build();
-        int total = batchCount;
-        StableDiffusion.ProgressListener bar = (run, step, steps, sigma) -> {
-            System.err.printf("\rrun %d/%d  step %d/%d  sigma %.4f", run + 1, total, step + 1, steps, sigma);
+        int total = request.batchCount();
+        StableDiffusion.ProgressListener bar = p -> {
+            System.err.print("\r" + bar(p, total));
+            if (preview != null) {
+                GeneratedImage look = p.preview(0);
+                if (look != null) {
+                    try {
+                        PngWriter.write(look, preview);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException("cannot write the preview " + preview, e);
+                    }
+                }
+            }
             return true;
         };
         List<GeneratedImage> images;
@@ -140,6 +170,9 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         System.err.println();
+        if (preview != null) {
+            Files.deleteIfExists(preview);
+        }
         for (int i = 0; i < images.size(); i++) {
             Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
             PngWriter.write(images.get(i), file);
@@ -148,8 +181,8 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** RGB planes of an image file that must have exactly the requested size. */
-    static byte[] readRgb(Path file, int width, int height) throws IOException {
+    /** An image file, or an exception that names it. */
+    static BufferedImage readImage(Path file) throws IOException {
         BufferedImage img;
         try {
             img = ImageIO.read(file.toFile());
@@ -159,15 +192,35 @@ final class GenerateCommand implements Callable<Integer> {
         if (img == null) {
             throw new IOException("cannot read the init image " + file + ": not a PNG, JPEG, BMP or GIF");
         }
+        return img;
+    }
+
+    /**
+     * The RGB planes of an image at width x height: as it is when it has that size, else stretched to it
+     * (A1111's "Just resize"): area averaging to shrink, bicubic to enlarge.
+     */
+    static byte[] rgb(BufferedImage img, int width, int height) {
+        BufferedImage src = img;
         if (img.getWidth() != width || img.getHeight() != height) {
-            throw new IllegalArgumentException("the init image is " + img.getWidth() + "x" + img.getHeight()
-                    + ", the request is " + width + "x" + height);
+            src = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
+            java.awt.Graphics2D g = src.createGraphics();
+            try {
+                if (width <= img.getWidth() && height <= img.getHeight()) {
+                    g.drawImage(img.getScaledInstance(width, height, java.awt.Image.SCALE_AREA_AVERAGING), 0, 0, null);
+                } else {
+                    g.setRenderingHint(java.awt.RenderingHints.KEY_INTERPOLATION,
+                            java.awt.RenderingHints.VALUE_INTERPOLATION_BICUBIC);
+                    g.drawImage(img, 0, 0, width, height, null);
+                }
+            } finally {
+                g.dispose();
+            }
         }
         byte[] rgb = new byte[3 * width * height];
         int plane = width * height;
         for (int y = 0; y < height; y++) {
             for (int x = 0; x < width; x++) {
-                int v = img.getRGB(x, y);
+                int v = src.getRGB(x, y);
                 rgb[y * width + x] = (byte) (v >> 16);
                 rgb[plane + y * width + x] = (byte) (v >> 8);
                 rgb[2 * plane + y * width + x] = (byte) v;
@@ -176,7 +229,17 @@ final class GenerateCommand implements Callable<Integer> {
         return rgb;
     }
 
-    /** The output name (numbered when {@code number} > 0), with -1, -2, … added until no file has that name. */
+    /** "[#########-----------]  45%  run 1/2  step 9/20  sigma 1.2345": the share of all steps of all runs done. */
+    static String bar(Progress p, int runs) {
+        int done = p.run() * p.total() + p.step() + 1;
+        int all = runs * p.total();
+        int width = 30;
+        int filled = (int) ((long) done * width / all);
+        return "[" + "#".repeat(filled) + "-".repeat(width - filled) + "] " + String.format(Locale.ROOT,
+                "%3d%%  run %d/%d  step %d/%d  sigma %.4f", (int) (100L * done / all), p.run() + 1, runs, p.step() + 1,
+                p.total(), p.sigma());
+    }
+
     static Path freeName(Path output, int number) {
         String name = output.getFileName().toString();
         int dot = name.toLowerCase(Locale.ROOT).endsWith(".png") ? name.length() - 4 : name.length();

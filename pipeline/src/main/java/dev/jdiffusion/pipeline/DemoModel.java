@@ -187,6 +187,20 @@ public final class DemoModel {
             }
 
             @Override
+            public int previewScale() {
+                return SCALE;
+            }
+
+            @Override
+            public byte[] preview(double[] latent, int item) {
+                byte[] out = new byte[per];
+                for (int i = 0; i < per; i++) {
+                    out[i] = Pixels.toByte(latent[item * per + i]);
+                }
+                return out;
+            }
+
+            @Override
             public byte[] pixels(double[] latent, int item) {
                 return enlarge(java.util.Arrays.copyOfRange(latent, item * per, (item + 1) * per), lw, lh);
             }

@@ -30,6 +30,12 @@ final class GenerationLoop {
          */
         double[] denoise(double[] blocks, double sigma, List<String> texts);
 
+        /** How many times smaller than the picture a preview is. */
+        int previewScale();
+
+        /** A cheap 8-bit RGB look at item i of a batch of latents, {@link #previewScale()} times smaller than the picture. */
+        byte[] preview(double[] latent, int item);
+
         /** Item i of a batch of latents as 8-bit RGB. */
         byte[] pixels(double[] latent, int item);
     }
@@ -74,8 +80,11 @@ final class GenerationLoop {
                         r.cfgScale() * sampler.cfgScaleMultiplier(), weights);
                 int total = sigmas.length - 1;
                 int runIndex = run;
-                latent = sampler.sampler().sample(denoiser, x, sigmas, noise,
-                        st -> progress.onStep(runIndex, st.index(), total, st.sigma()));
+                int pw = r.width() / model.previewScale();
+                int ph = r.height() / model.previewScale();
+                latent = sampler.sampler().sample(denoiser, x, sigmas, noise, st -> progress.onStep(new Progress(runIndex,
+                        st.index(), total, st.sigma(), b, item -> st.denoised() == null ? null
+                        : new GeneratedImage(model.preview(st.denoised(), item), pw, ph, firstSeed + item, ""))));
             }
             for (int i = 0; i < b; i++) {
                 long seed = firstSeed + i;

@@ -43,7 +43,9 @@ public final class PngWriter {
             String format = "javax_imageio_png_1.0";
             IIOMetadataNode root = new IIOMetadataNode(format);
             boolean latin1 = StandardCharsets.ISO_8859_1.newEncoder().canEncode(image.parameters());
-            if (latin1) {
+            if (image.parameters().isEmpty()) {
+                // a picture without parameters (a preview) gets no text chunk
+            } else if (latin1) {
                 IIOMetadataNode text = new IIOMetadataNode("tEXt");
                 IIOMetadataNode entry = new IIOMetadataNode("tEXtEntry");
                 entry.setAttribute("keyword", "parameters");
@@ -72,7 +74,7 @@ public final class PngWriter {
                     writer.write(null, new IIOImage(img, null, meta), null);
                 }
                 readableByAll(tmp);
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } finally {
                 Files.deleteIfExists(tmp);
             }

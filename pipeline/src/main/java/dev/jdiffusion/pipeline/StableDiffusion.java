@@ -24,12 +24,15 @@ import java.util.Map;
  * weights are shared and read-only, every call has its own state.
  */
 public final class StableDiffusion implements AutoCloseable {
-    /** Called after each sampler step of each run; returning false cancels the request. */
+    /**
+     * Called after each sampler step of each run; returning false cancels the request within that step
+     * (a {@link dev.jdiffusion.samplers.SamplingCancelledException} ends {@code generate}).
+     */
     @FunctionalInterface
     public interface ProgressListener {
-        ProgressListener NONE = (run, step, total, sigma) -> true;
+        ProgressListener NONE = p -> true;
 
-        boolean onStep(int run, int step, int total, double sigma);
+        boolean onStep(Progress progress);
     }
 
     private static final float SCALE_FACTOR = Vae.SD_SCALE_FACTOR;
@@ -163,6 +166,16 @@ public final class StableDiffusion implements AutoCloseable {
                 return backend.concat(0, items);
             }
 
+            @Override
+            public int previewScale() {
+                return f;
+            }
+
+            @Override
+            public byte[] preview(double[] latent, int item) {
+                return previewRgb(latent, item * per, latentShape[1], latentShape[2]);
+            }
+
             /** One image at a time: the decoder's activations at full resolution dominate the memory. */
             @Override
             public byte[] pixels(double[] latent, int item) {
@@ -174,6 +187,15 @@ public final class StableDiffusion implements AutoCloseable {
             }
         };
         return GenerationLoop.run(r, model, per, initLatent, modelName, progress);
+    }
+
+    private static byte[] previewRgb(double[] latent, int offset, int h, int w) {
+        double[] rgb = dev.jdiffusion.core.model.LatentPreview.SD.rgb(latent, offset, h, w);
+        byte[] out = new byte[rgb.length];
+        for (int i = 0; i < rgb.length; i++) {
+            out[i] = Pixels.toByte(rgb[i]);
+        }
+        return out;
     }
 
     /** A conditioning [1, T, D] made T' tokens long by repeating its last vector. */

@@ -75,6 +75,60 @@ class GenerateCommandTest {
         assertEquals(params, dev.jdiffusion.pipeline.PngWriter.parameters(dir.resolve("again.png")));
     }
 
+    private static Path picture(Path file, int w, int h) throws Exception {
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(w, h, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                img.setRGB(x, y, x < w / 2 ? 0xE02828 : 0x2850DC);
+            }
+        }
+        javax.imageio.ImageIO.write(img, "png", file.toFile());
+        return file;
+    }
+
+    @Test
+    void img2imgStartsFromThePictureAtItsSizeOrResizedToTheGivenOne(@TempDir Path dir) throws Exception {
+        Path init = picture(dir.resolve("init.png"), 64, 48);
+        Path preview = dir.resolve("preview.png");
+        assertEquals(0, Main.commandLine().execute("img2img", "--prompt", "a red circle on a blue background", "--init-image",
+                init.toString(), "--denoising-strength", "0.5", "--steps", "8", "--seed", "1", "--preview", preview.toString(),
+                "--output", dir.resolve("out.png").toString()));
+        java.awt.image.BufferedImage out = javax.imageio.ImageIO.read(dir.resolve("out.png").toFile());
+        assertEquals(64, out.getWidth());
+        assertEquals(48, out.getHeight());
+        String params = dev.jdiffusion.pipeline.PngWriter.parameters(dir.resolve("out.png"));
+        assertTrue(params.contains("Size: 64x48") && params.contains("Denoising strength: 0.5, Denoising rule: A1111"), params);
+        assertTrue(!Files.exists(preview), "the preview goes when the run ends");
+        assertEquals(0, Main.commandLine().execute("img2img", "--prompt", "x", "--init-image", init.toString(), "--width", "32",
+                "--height", "32", "--steps", "4", "--output", dir.resolve("small.png").toString()));
+        assertEquals(32, javax.imageio.ImageIO.read(dir.resolve("small.png").toFile()).getWidth());
+
+        Path odd = picture(dir.resolve("odd.png"), 50, 50);
+        StringWriter err = new StringWriter();
+        assertTrue(Main.commandLine().setErr(new PrintWriter(err)).execute("img2img", "--prompt", "x", "--init-image",
+                odd.toString(), "--output", dir.resolve("never.png").toString()) != 0);
+        assertTrue(err.toString().contains("50x50") && err.toString().contains("--width"), err.toString());
+        err = new StringWriter();
+        assertTrue(Main.commandLine().setErr(new PrintWriter(err)).execute("img2img", "--prompt", "x", "--output",
+                dir.resolve("never.png").toString()) != 0);
+        assertTrue(err.toString().contains("--init-image"), err.toString());
+        assertTrue(!Files.exists(dir.resolve("never.png")));
+    }
+
+    @Test
+    void theProgressBarCountsTheStepsOfAllRuns() {
+        dev.jdiffusion.pipeline.Progress[] last = new dev.jdiffusion.pipeline.Progress[1];
+        dev.jdiffusion.pipeline.DemoModel.generate(dev.jdiffusion.pipeline.GenerationRequest.builder("x").size(32, 32).steps(4)
+                .seed(1).batch(1, 2).build(), p -> {
+                    if (p.run() == 0 && p.step() == 1) {
+                        last[0] = p;
+                    }
+                    return true;
+                });
+        assertEquals("[#######-----------------------]  25%  run 1/2  step 2/4  sigma " + String.format(java.util.Locale.ROOT,
+                "%.4f", last[0].sigma()), GenerateCommand.bar(last[0], 2));
+    }
+
     @Test
     void outputNamesNeverOverwrite(@TempDir Path dir) throws Exception {
         Path out = dir.resolve("cat.png");

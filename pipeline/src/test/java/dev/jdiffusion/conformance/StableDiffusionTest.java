@@ -154,12 +154,12 @@ class StableDiffusionTest {
             StableDiffusion sd = tiny(cpu, open);
             int[] seen = {0};
             SamplingCancelledException e = assertThrows(SamplingCancelledException.class, () -> sd.generate(cat().build(),
-                    (run, step, total, sigma) -> ++seen[0] < 3));
+                    p -> ++seen[0] < 3));
             assertEquals(3, seen[0]);
             assertEquals(2, e.step());
             // strength 0 runs no sampler step: the picture is the input, encoded and decoded
             byte[] init = reference("i2i-a1111-dpmpp_2m-karras-10-s075", "init_pixels");
-            List<GeneratedImage> same = sd.generate(cat().initImage(init, 0).build(), (run, step, total, sigma) -> {
+            List<GeneratedImage> same = sd.generate(cat().initImage(init, 0).build(), p -> {
                 throw new AssertionError("no step at strength 0");
             });
             assertEquals(1, same.size());
@@ -181,7 +181,7 @@ class StableDiffusionTest {
             for (Map.Entry<String, double[]> e : grids.entrySet()) {
                 List<Double> seen = new java.util.ArrayList<>();
                 List<GeneratedImage> out = sd.generate(cat().steps(4).sampler(e.getKey()).scheduler("Automatic").build(),
-                        (run, step, total, sigma) -> seen.add(sigma));
+                        p -> seen.add(p.sigma()));
                 double[] want = java.util.Arrays.copyOf(e.getValue(), 4);
                 assertArrayEquals(want, seen.stream().mapToDouble(Double::doubleValue).toArray(), 1e-12, e.getKey());
                 assertTrue(out.get(0).parameters().contains("Sampler: " + e.getKey() + ", Schedule type: "

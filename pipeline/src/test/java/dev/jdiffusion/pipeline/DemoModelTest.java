@@ -82,6 +82,46 @@ class DemoModelTest {
     }
 
     @Test
+    void thePreviewOfTheLastStepIsTheFinalPictureAtLatentResolution() {
+        List<GeneratedImage> last = new java.util.ArrayList<>();
+        List<Integer> steps = new java.util.ArrayList<>();
+        List<GeneratedImage> out = DemoModel.generate(GenerationRequest.builder("a red circle on a blue background")
+                .size(64, 32).steps(10).seed(5).batch(2, 1).sampler("Euler").build(), p -> {
+                    steps.add(p.step());
+                    assertEquals(2, p.batchSize());
+                    last.clear();
+                    last.add(p.preview(0));
+                    last.add(p.preview(1));
+                    assertThrows(IndexOutOfBoundsException.class, () -> p.preview(2));
+                    return true;
+                });
+        assertEquals(List.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), steps);
+        for (int item = 0; item < 2; item++) {
+            GeneratedImage look = last.get(item);
+            assertEquals(16, look.width());
+            assertEquals(8, look.height());
+            assertEquals(5 + item, look.seed());
+            byte[] full = out.get(item).rgb();
+            // the mean of each 4x4 block of the final picture against the preview's pixel
+            int worst = 0;
+            for (int c = 0; c < 3; c++) {
+                for (int y = 0; y < 8; y++) {
+                    for (int x = 0; x < 16; x++) {
+                        int sum = 0;
+                        for (int dy = 0; dy < 4; dy++) {
+                            for (int dx = 0; dx < 4; dx++) {
+                                sum += full[(c * 32 + 4 * y + dy) * 64 + 4 * x + dx] & 0xFF;
+                            }
+                        }
+                        worst = Math.max(worst, Math.abs(sum / 16 - (look.rgb()[(c * 8 + y) * 16 + x] & 0xFF)));
+                    }
+                }
+            }
+            assertTrue(worst < 40, "preview vs final picture: " + worst);
+        }
+    }
+
+    @Test
     void imagesDependOnTheirSeedAloneAndSayWhatMadeThem() {
         GenerationRequest.Builder b = GenerationRequest.builder("a blue ring").size(32, 32).steps(8).seed(11);
         List<GeneratedImage> batched = DemoModel.generate(b.batch(2, 1).build(), StableDiffusion.ProgressListener.NONE);
