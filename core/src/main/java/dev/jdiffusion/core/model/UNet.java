@@ -69,17 +69,27 @@ public final class UNet {
     private final Map<String, Tensor> w;
     private final String prefix;
     private final Config cfg;
+    private final LayerAdapter adapter;
 
-    private UNet(Backend backend, Map<String, Tensor> weights, String prefix, Config cfg) {
+    private UNet(Backend backend, Map<String, Tensor> weights, String prefix, Config cfg, LayerAdapter adapter) {
         this.backend = backend;
         this.w = weights;
         this.prefix = prefix;
         this.cfg = cfg;
+        this.adapter = adapter;
+    }
+
+    /**
+     * This UNet with an adapter's output added beside its layers' (the weights shared, nothing
+     * copied); {@code null} for none. Each view is independent: threads may use different ones at once.
+     */
+    public UNet withAdapter(LayerAdapter a) {
+        return new UNet(backend, w, prefix, cfg, a);
     }
 
     /** The UNet whose weights sit under {@code prefix} (e.g. {@code model.diffusion_model.}), shaped by {@code cfg}. */
     public static UNet load(Backend backend, Map<String, Tensor> weights, String prefix, Config cfg) {
-        UNet u = new UNet(backend, weights, prefix, cfg);
+        UNet u = new UNet(backend, weights, prefix, cfg, null);
         Tensor in = u.weight("input_blocks.0.0.weight");
         if (in.rank() != 4 || in.dim(0) != cfg.modelChannels() || in.dim(1) != cfg.inChannels()) {
             throw new IllegalArgumentException("input_blocks.0.0.weight is " + Arrays.toString(in.shape())
@@ -194,18 +204,34 @@ public final class UNet {
     }
 
     private Tensor mlp(Tensor x, String p) {
-        Tensor h = backend.linear(x, weight(p + ".0.weight"), weight(p + ".0.bias"));
-        return backend.linear(backend.silu(h), weight(p + ".2.weight"), weight(p + ".2.bias"));
+        Tensor h = linear(x, p + ".0");
+        return linear(backend.silu(h), p + ".2");
     }
 
     private Tensor conv(Tensor x, String name, int stride, int padding) {
-        return backend.conv2d(x, weight(name + ".weight"), weight(name + ".bias"), stride, padding);
+        return adapted(backend.conv2d(x, weight(name + ".weight"), weight(name + ".bias"), stride, padding), x, name,
+                true, stride, padding);
+    }
+
+    /** The linear layer {@code name} (with its bias when it has one; its weight reshaped to [out, in]). */
+    private Tensor linear(Tensor x, String name) {
+        Tensor wt = weight(name + ".weight");
+        Tensor bias = w.get(prefix + name + ".bias");
+        return adapted(backend.linear(x, wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0))), bias), x, name, false, 1, 0);
+    }
+
+    private Tensor adapted(Tensor y, Tensor x, String name, boolean conv, int stride, int padding) {
+        if (adapter == null) {
+            return y;
+        }
+        Tensor extra = adapter.extra(backend, prefix + name + ".weight", x, conv, stride, padding);
+        return extra == null ? y : backend.add(y, extra);
     }
 
     private Tensor resBlock(Tensor x, Tensor embAct, String p) {
         Tensor a = backend.groupNorm(x, GROUPS, weight(p + ".in_layers.0.weight"), weight(p + ".in_layers.0.bias"), 1e-5f, true);
         a = conv(a, p + ".in_layers.2", 1, 1);
-        Tensor e = backend.linear(embAct, weight(p + ".emb_layers.1.weight"), weight(p + ".emb_layers.1.bias"));
+        Tensor e = linear(embAct, p + ".emb_layers.1");
         a = backend.add(a, e.reshape(e.dim(0), e.dim(1), 1, 1));
         a = backend.groupNorm(a, GROUPS, weight(p + ".out_layers.0.weight"), weight(p + ".out_layers.0.bias"), 1e-5f, true);
         a = conv(a, p + ".out_layers.3", 1, 1);
@@ -220,31 +246,26 @@ public final class UNet {
         int ww = x.dim(3);
         int heads = cfg.numHeads() > 0 ? cfg.numHeads() : c / cfg.numHeadChannels();
         Tensor a = backend.groupNorm(x, GROUPS, weight(p + ".norm.weight"), weight(p + ".norm.bias"), 1e-6f, false);
-        Tensor projIn = weight(p + ".proj_in.weight");
-        int inner = projIn.dim(0);
+        int inner = weight(p + ".proj_in.weight").dim(0);
         if (cfg.linearProjection()) {
-            a = tokens(a);
-            a = backend.linear(a, projIn.reshape(inner, c), weight(p + ".proj_in.bias"));
+            a = linear(tokens(a), p + ".proj_in");
         } else {
-            a = tokens(backend.conv2d(a, projIn, weight(p + ".proj_in.bias"), 1, 0));
+            a = tokens(conv(a, p + ".proj_in", 1, 0));
         }
         for (int d = 0; d < depth; d++) {
             String t = p + ".transformer_blocks." + d + ".";
             Tensor n1 = layerNorm(a, t + "norm1");
             a = backend.add(attention(n1, n1, t + "attn1", heads), a);
             a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
-            Tensor g = backend.linear(layerNorm(a, t + "norm3"), weight(t + "ff.net.0.proj.weight"),
-                    weight(t + "ff.net.0.proj.bias"));
-            a = backend.add(backend.linear(backend.geglu(g), weight(t + "ff.net.2.weight"), weight(t + "ff.net.2.bias")), a);
+            Tensor g = linear(layerNorm(a, t + "norm3"), t + "ff.net.0.proj");
+            a = backend.add(linear(backend.geglu(g), t + "ff.net.2"), a);
         }
-        Tensor projOut = weight(p + ".proj_out.weight");
         Tensor out;
         if (cfg.linearProjection()) {
-            a = backend.linear(a, projOut.reshape(c, inner), weight(p + ".proj_out.bias"));
+            a = linear(a, p + ".proj_out");
             out = backend.permute(a, 0, 2, 1).reshape(b, c, hh, ww);
         } else {
-            out = backend.conv2d(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), projOut,
-                    weight(p + ".proj_out.bias"), 1, 0);
+            out = conv(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), p + ".proj_out", 1, 0);
         }
         return backend.add(out, x);
     }
@@ -259,10 +280,10 @@ public final class UNet {
     }
 
     private Tensor attention(Tensor x, Tensor ctx, String p, int heads) {
-        Tensor q = backend.linear(x, weight(p + ".to_q.weight"), null);
-        Tensor k = backend.linear(ctx, weight(p + ".to_k.weight"), null);
-        Tensor v = backend.linear(ctx, weight(p + ".to_v.weight"), null);
+        Tensor q = linear(x, p + ".to_q");
+        Tensor k = linear(ctx, p + ".to_k");
+        Tensor v = linear(ctx, p + ".to_v");
         Tensor o = backend.attention(q, k, v, heads, false);
-        return backend.linear(o, weight(p + ".to_out.0.weight"), weight(p + ".to_out.0.bias"));
+        return linear(o, p + ".to_out.0");
     }
 }
