@@ -84,8 +84,24 @@ public final class LoraMerge {
 
     /** As {@link #merge(Map, List)} with the model's name table already built. */
     public static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets) {
+        return merge(base, loras, targets, null);
+    }
+
+    /**
+     * Merges into one network's weights only (e.g. the text encoder's, while the UNet's adapters run
+     * beside its weights: {@link LoraRuntime}).
+     */
+    public static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets.Part only) {
+        return merge(base, loras, LoraTargets.of(shapes(base)), only);
+    }
+
+    private static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets, LoraTargets.Part only) {
         Map<String, List<String>> unmatched = new LinkedHashMap<>();
         Map<String, List<Job>> work = plan(base, loras, targets, unmatched);
+        if (only != null) {
+            work.values().forEach(jobs -> jobs.removeIf(j -> j.target().part() != only));
+            work.values().removeIf(List::isEmpty);
+        }
         Map<String, Tensor> merged = new HashMap<>(base);
         Map<String, Tensor> originals = new HashMap<>();
         for (Map.Entry<String, List<Job>> e : work.entrySet()) {

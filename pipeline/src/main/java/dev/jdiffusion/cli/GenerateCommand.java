@@ -33,7 +33,8 @@ class GenerateCommand implements Callable<Integer> {
             + "jdiffusion's built-in demo model (procedural pictures, not Stable Diffusion).")
     Path model;
 
-    @Option(names = "--prompt", description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK.")
+    @Option(names = "--prompt", description = "What to draw; A1111 syntax: (word:1.2), [word], BREAK, [from:to:when], "
+            + "[a|b], AND, <lora:name:strength>.")
     String prompt;
 
     @Option(names = "--from-png", description = "Regenerate from the parameters in a PNG written by jdiffusion or A1111 "
@@ -94,6 +95,10 @@ class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--strength-rule", defaultValue = "a1111", description = "img2img schedule cut: a1111, a1111-fixed-steps, comfyui, diffusers.")
     String strengthRule;
+
+    @Option(names = "--lora-dir", description = "Where <lora:name:strength> tags in the prompt find name.safetensors "
+            + "(default: the Lora folder beside the model, else the model's folder).")
+    Path loraDir;
 
     @Option(names = "--tokenizer", description = "Folder with vocab.json and merges.txt (default: beside the model).")
     Path tokenizer;
@@ -166,6 +171,9 @@ class GenerateCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("no model at " + model);
             }
             try (CpuBackend cpu = new CpuBackend(); StableDiffusion sd = StableDiffusion.load(cpu, model, tokenizer)) {
+                if (loraDir != null) {
+                    sd.setLoraFolder(loraDir);
+                }
                 images = sd.generate(request, bar);
             }
         }

@@ -10,6 +10,7 @@ import java.awt.Polygon;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.Random;
 
@@ -205,7 +206,10 @@ public final class DemoModel {
                 return enlarge(java.util.Arrays.copyOfRange(latent, item * per, (item + 1) * per), lw, lh);
             }
         };
-        return GenerationLoop.run(r, model, per, init, NAME, progress);
+        if (!LoraTags.parse(r.prompt()).tags().isEmpty()) {
+            throw new IllegalArgumentException("the demo model takes no LoRA; pass --model FILE to use <lora:...> tags");
+        }
+        return GenerationLoop.run(r, r.prompt(), model, per, init, NAME, Map.of(), progress);
     }
 
     /** The mean of each SCALE×SCALE block of a [3, h, w] image. */

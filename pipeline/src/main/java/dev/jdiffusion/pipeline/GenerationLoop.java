@@ -9,6 +9,7 @@ import dev.jdiffusion.samplers.SamplerNames;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntFunction;
 
 /**
@@ -47,8 +48,8 @@ final class GenerationLoop {
      * @param per the number of latent values of one image
      * @param init the img2img start latent (one image), or null for txt2img
      */
-    static List<GeneratedImage> run(GenerationRequest r, Model model, int per, float[] init, String modelName,
-                                    StableDiffusion.ProgressListener progress) {
+    static List<GeneratedImage> run(GenerationRequest r, String prompt, Model model, int per, float[] init, String modelName,
+                                    Map<String, String> extraParameters, StableDiffusion.ProgressListener progress) {
         long base = r.seed() == -1 ? new SecureRandom().nextLong(1L << 32) : r.seed();
         SamplerNames.Resolved sampler = SamplerNames.resolve(r.sampler());
         String used = sampler.scheduleFor(r.scheduler());
@@ -63,7 +64,7 @@ final class GenerationLoop {
         int b = r.batchSize();
         int promptSteps = sampler.promptScheduleSteps(r.steps());
         List<PromptSchedule.Entry> negative = PromptSchedule.of(r.negativePrompt(), promptSteps);
-        List<PromptSchedule.Weighted> prompts = PromptSchedule.composable(r.prompt(), promptSteps);
+        List<PromptSchedule.Weighted> prompts = PromptSchedule.composable(prompt, promptSteps);
         double[] weights = prompts.stream().mapToDouble(PromptSchedule.Weighted::weight).toArray();
         List<GeneratedImage> images = new ArrayList<>();
         for (int run = 0; run < r.batchCount(); run++) {
@@ -89,7 +90,7 @@ final class GenerationLoop {
             for (int i = 0; i < b; i++) {
                 long seed = firstSeed + i;
                 images.add(new GeneratedImage(model.pixels(latent, i), r.width(), r.height(), seed,
-                        InfoText.format(r, seed, sampler.name(), scheduleName, modelName)));
+                        InfoText.format(r, seed, sampler.name(), scheduleName, modelName, extraParameters)));
             }
         }
         return images;

@@ -12,7 +12,8 @@ public final class InfoText {
     private InfoText() {
     }
 
-    static String format(GenerationRequest r, long seed, String sampler, String schedule, String model) {
+    static String format(GenerationRequest r, long seed, String sampler, String schedule, String model,
+                         Map<String, String> extra) {
         Map<String, String> kv = new LinkedHashMap<>();
         kv.put("Steps", Integer.toString(r.steps()));
         kv.put("Sampler", sampler);
@@ -46,6 +47,7 @@ public final class InfoText {
             default -> {
             }
         }
+        kv.putAll(extra);
         StringBuilder b = new StringBuilder(r.prompt());
         if (!r.negativePrompt().isEmpty()) {
             b.append("\nNegative prompt: ").append(r.negativePrompt());

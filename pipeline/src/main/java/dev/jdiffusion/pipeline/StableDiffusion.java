@@ -11,10 +11,19 @@ import dev.jdiffusion.samplers.DiffusionModel;
 import dev.jdiffusion.samplers.DiscreteDenoiser;
 import dev.jdiffusion.samplers.DiscreteSchedule;
 import dev.jdiffusion.samplers.SamplerNames;
+import dev.jdiffusion.lora.LoraFile;
+import dev.jdiffusion.lora.LoraMerge;
+import dev.jdiffusion.lora.LoraRuntime;
+import dev.jdiffusion.lora.LoraTargets;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 
 /**
  * Stable Diffusion 1.x text-to-image and image-to-image over loaded networks: the prompt encoded as
@@ -43,7 +52,12 @@ public final class StableDiffusion implements AutoCloseable {
     private final Vae vae;
     private final DiscreteSchedule schedule;
     private final String modelName;
-    private AutoCloseable weights = () -> { };
+    private AutoCloseable file = () -> { };
+    /** All weights by checkpoint name and how to build the text encoder from them (for LoRA); null when built from parts. */
+    private Map<String, Tensor> weights;
+    private Function<Map<String, Tensor>, ClipTextEncoder> textEncoder;
+    private volatile Path loraFolder;
+    private final Map<Path, LoraFile> loraCache = new ConcurrentHashMap<>();
 
     private StableDiffusion(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                             DiscreteSchedule schedule, String modelName) {
@@ -56,7 +70,30 @@ public final class StableDiffusion implements AutoCloseable {
         this.modelName = modelName;
     }
 
-    /** An SD 1.x model from its parts; {@code modelName} goes into the images' parameters. */
+    /**
+     * An SD 1.x model from its weights in checkpoint naming ({@code cond_stage_model.}, {@code model.diffusion_model.},
+     * {@code first_stage_model.}); {@code textEncoder} builds the text encoder from such a map (also from one
+     * with LoRAs merged). Such a model takes LoRA tags in prompts.
+     */
+    public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, Map<String, Tensor> weights,
+                                     Function<Map<String, Tensor>, ClipTextEncoder> textEncoder, UNet.Config unet,
+                                     DiscreteSchedule schedule, String modelName) {
+        StableDiffusion sd = of(backend, tokenizer, textEncoder.apply(weights), UNet.load(backend, weights, "model.diffusion_model.",
+                unet), Vae.load(backend, weights, "first_stage_model."), schedule, modelName);
+        sd.weights = weights;
+        sd.textEncoder = textEncoder;
+        return sd;
+    }
+
+    /**
+     * Where {@code <lora:name:strength>} tags in prompts find their files ({@code name.safetensors},
+     * {@code .pt} or {@code .ckpt}); by default the {@code Lora} folder beside the checkpoint, else its own folder.
+     */
+    public void setLoraFolder(Path folder) {
+        this.loraFolder = folder;
+    }
+
+    /** An SD 1.x model from its parts (no LoRA tags); {@code modelName} goes into the images' parameters. */
     public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                                      DiscreteSchedule schedule, String modelName) {
         return new StableDiffusion(backend, tokenizer, clip, unet, vae, schedule, modelName);
@@ -83,11 +120,13 @@ public final class StableDiffusion implements AutoCloseable {
         });
         try {
             ClipTokenizer tokenizer = ClipTokenizer.find(checkpoint, tokenizerDir);
-            StableDiffusion sd = of(backend, tokenizer, ClipTextEncoder.load(backend, w, "cond_stage_model.transformer.text_model.", 12,
-                        ClipTextEncoder.Activation.QUICK_GELU), UNet.load(backend, w, "model.diffusion_model.", UNet.Config.sd1()),
-                    Vae.load(backend, w, "first_stage_model."), DiscreteSchedule.stableDiffusionFloat32(),
+            StableDiffusion sd = of(backend, tokenizer, w, m -> ClipTextEncoder.load(backend, m,
+                            "cond_stage_model.transformer.text_model.", 12, ClipTextEncoder.Activation.QUICK_GELU),
+                    UNet.Config.sd1(), DiscreteSchedule.stableDiffusionFloat32(),
                     checkpoint.getFileName().toString().replaceFirst("\\.(safetensors|ckpt|pt|bin)$", ""));
-            sd.weights = c;
+            sd.file = c;
+            Path dir = checkpoint.toAbsolutePath().getParent();
+            sd.loraFolder = java.nio.file.Files.isDirectory(dir.resolve("Lora")) ? dir.resolve("Lora") : dir;
             return sd;
         } catch (java.io.IOException | RuntimeException e) {
             c.close();
@@ -98,11 +137,33 @@ public final class StableDiffusion implements AutoCloseable {
     /** Releases the loaded checkpoint (its weights are mapped from the file). */
     @Override
     public void close() throws Exception {
-        weights.close();
+        file.close();
     }
 
     /** Generates every image of the request (batch count × batch size), in seed order. */
     public List<GeneratedImage> generate(GenerationRequest r, ProgressListener progress) {
+        LoraTags.Parsed tagged = LoraTags.parse(r.prompt());
+        UNet adaptedUnet = this.unet;
+        ClipTextEncoder adaptedClip = this.clip;
+        Map<String, String> extra = new LinkedHashMap<>();
+        if (!tagged.tags().isEmpty()) {
+            if (weights == null) {
+                throw new IllegalArgumentException("LoRA tags need a model made from its weights (StableDiffusion.load or of(weights...))");
+            }
+            List<LoraMerge.Applied> applied = new ArrayList<>();
+            List<String> hashes = new ArrayList<>();
+            for (LoraTags.Tag t : tagged.tags()) {
+                Path file = loraFile(t.name());
+                LoraFile lora = loraCache.computeIfAbsent(file, StableDiffusion::readLora);
+                applied.add(new LoraMerge.Applied(lora, t.unetStrength(), t.textEncoderStrength()));
+                hashes.add(t.name() + ": " + shortHash(file));
+            }
+            adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied));
+            adaptedClip = textEncoder.apply(LoraMerge.merge(weights, applied, LoraTargets.Part.TEXT_ENCODER).weights());
+            extra.put("Lora hashes", String.join(", ", hashes));
+        }
+        UNet unet = adaptedUnet;
+        ClipTextEncoder clip = adaptedClip;
         int f = vae.downsamplingFactor();
         if (r.height() % f != 0 || r.width() % f != 0) {
             throw new IllegalArgumentException("width and height must be multiples of " + f + " for this VAE");
@@ -186,7 +247,7 @@ public final class StableDiffusion implements AutoCloseable {
                 return Pixels.fromImage(vae.decode(Tensor.of(z, 1, latentShape[0], latentShape[1], latentShape[2]), null));
             }
         };
-        return GenerationLoop.run(r, model, per, initLatent, modelName, progress);
+        return GenerationLoop.run(r, tagged.prompt(), model, per, initLatent, modelName, extra, progress);
     }
 
     private static byte[] previewRgb(double[] latent, int offset, int h, int w) {
@@ -196,6 +257,53 @@ public final class StableDiffusion implements AutoCloseable {
             out[i] = Pixels.toByte(rgb[i]);
         }
         return out;
+    }
+
+    /** The file of the LoRA a tag names, or an exception that says where it was looked for. */
+    private Path loraFile(String name) {
+        Path dir = loraFolder;
+        if (dir == null) {
+            throw new IllegalArgumentException("no LoRA folder set for <lora:" + name + ">");
+        }
+        for (String ext : new String[] {".safetensors", ".pt", ".ckpt"}) {
+            Path p = dir.resolve(name + ext);
+            if (java.nio.file.Files.isRegularFile(p)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("no LoRA named \"" + name + "\" in " + dir + " (looked for " + name
+                + ".safetensors, .pt and .ckpt)");
+    }
+
+    private static LoraFile readLora(Path file) {
+        try {
+            return LoraFile.read(file);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot read the LoRA " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A1111's short hash of a LoRA file: the first 12 hex digits of the SHA-256 of a safetensors file's
+     * tensor data (its header left out, as kohya's "addnet" hash does), of the whole file otherwise.
+     */
+    static String shortHash(Path file) {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            long start = 0;
+            if (file.getFileName().toString().endsWith(".safetensors")) {
+                java.nio.ByteBuffer len = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                ch.read(len, 0);
+                start = 8 + len.getLong(0);
+            }
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+            for (long pos = start; ch.read(buf.clear(), pos) > 0; pos += buf.position()) {
+                sha.update(buf.flip());
+            }
+            return java.util.HexFormat.of().formatHex(sha.digest()).substring(0, 12);
+        } catch (java.io.IOException | java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("cannot hash " + file + ": " + e.getMessage(), e);
+        }
     }
 
     /** A conditioning [1, T, D] made T' tokens long by repeating its last vector. */

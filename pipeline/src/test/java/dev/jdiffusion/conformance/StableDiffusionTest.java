@@ -12,6 +12,7 @@ import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.core.model.ClipTextEncoder;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.model.Vae;
+import dev.jdiffusion.core.tensor.Tensor;
 import dev.jdiffusion.core.text.ClipTokenizer;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
@@ -218,6 +219,65 @@ class StableDiffusionTest {
                     StableDiffusion.ProgressListener.NONE);
             assertEquals(2, mixed.size(), "prompts of 1 and 3 chunks guide one batch together");
             assertTrue(!java.util.Arrays.equals(dog, mixed.get(0).rgb()));
+        } finally {
+            closeAll(open);
+        }
+    }
+
+    /** The tiny model made from its weight map, so that it takes LoRA tags (the files of lora/sd1-tiny). */
+    private static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra)
+            throws IOException {
+        Path root = Cases.root();
+        Assumptions.assumeTrue(Files.isDirectory(root.resolve("lora")), "no conformance data at " + root);
+        Map<String, Tensor> w = new java.util.HashMap<>();
+        for (String f : new String[] {"clip/sd1-quickgelu-w64-h4-l3/weights.safetensors", "unet/sd1-tiny/model.safetensors",
+                "vae/tiny-ch32-mult12-rb1/weights.safetensors"}) {
+            SafetensorsFile file = SafetensorsFile.open(root.resolve(f));
+            open.add(file);
+            w.putAll(Cases.tensors(file));
+        }
+        w.putAll(extra);
+        UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
+                root.resolve("unet/sd1-tiny/manifest.json")))).get("unet_config"));
+        StableDiffusion sd = StableDiffusion.of(cpu, ClipTokenizer.load(root.resolve("tokenizer")), w,
+                m -> ClipTextEncoder.load(cpu, m, "cond_stage_model.transformer.text_model.", 4,
+                        ClipTextEncoder.Activation.QUICK_GELU), cfg, DiscreteSchedule.stableDiffusion(), "sd1-tiny");
+        sd.setLoraFolder(root.resolve("lora/sd1-tiny"));
+        return sd;
+    }
+
+    @Test
+    void loraTagsApplyTheirFilesBesideTheWeightsAsMergingWould() throws Exception {
+        List<AutoCloseable> open = new java.util.ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2)) {
+            StableDiffusion sd = tinyFromWeights(cpu, open, Map.of());
+            GenerationRequest.Builder b = cat().steps(4).sampler("Euler");
+            byte[] plain = sd.generate(b.prompt("a photo of a cat").build(), StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            assertArrayEquals(plain, sd.generate(b.prompt("a photo of a cat<lora:lora-kohya:0>").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb(), "strength 0 changes nothing");
+            GeneratedImage tagged = sd.generate(b.prompt("a photo of a cat<lora:lora-kohya:0.7>").build(),
+                    StableDiffusion.ProgressListener.NONE).get(0);
+            assertTrue(!java.util.Arrays.equals(plain, tagged.rgb()));
+            assertTrue(tagged.parameters().startsWith("a photo of a cat<lora:lora-kohya:0.7>\n"), tagged.parameters());
+            assertTrue(tagged.parameters().matches("(?s).*, Lora hashes: \"lora-kohya: [0-9a-f]{12}\"$"), tagged.parameters());
+            // the same LoRA merged into the weights beforehand gives the same picture
+            Map<String, Tensor> all = new java.util.HashMap<>();
+            for (String f : new String[] {"clip/sd1-quickgelu-w64-h4-l3/weights.safetensors", "unet/sd1-tiny/model.safetensors"}) {
+                SafetensorsFile file = SafetensorsFile.open(Cases.root().resolve(f));
+                open.add(file);
+                all.putAll(Cases.tensors(file));
+            }
+            dev.jdiffusion.lora.LoraFile a = dev.jdiffusion.lora.LoraFile.read(Cases.root().resolve(
+                    "lora/sd1-tiny/lora-kohya.safetensors"));
+            StableDiffusion merged = tinyFromWeights(cpu, open, dev.jdiffusion.lora.LoraMerge.merge(all,
+                    List.of(dev.jdiffusion.lora.LoraMerge.Applied.of(a, 0.7))).weights());
+            closeTo(merged.generate(b.prompt("a photo of a cat").build(), StableDiffusion.ProgressListener.NONE).get(0).rgb(),
+                    tagged.rgb(), "merged vs beside the weights");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> sd.generate(
+                    b.prompt("a cat <lora:nowhere:1>").build(), StableDiffusion.ProgressListener.NONE));
+            assertTrue(e.getMessage().contains("nowhere") && e.getMessage().contains("lora/sd1-tiny"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> dev.jdiffusion.pipeline.DemoModel.generate(
+                    b.prompt("a cat <lora:x:1>").build(), StableDiffusion.ProgressListener.NONE));
         } finally {
             closeAll(open);
         }

@@ -26,7 +26,7 @@ class InfoTextTest {
         // what jdiffusion writes comes back as the same request
         GenerationRequest mine = GenerationRequest.builder("a, b: c").negativePrompt("x").size(512, 640).steps(12).cfgScale(5)
                 .sampler("Euler").scheduler("Exponential").seed(77).clipSkip(2).build();
-        GenerationRequest back = InfoText.toRequest(InfoText.parse(InfoText.format(mine, 77, "Euler", "Exponential", "m")))
+        GenerationRequest back = InfoText.toRequest(InfoText.parse(InfoText.format(mine, 77, "Euler", "Exponential", "m", java.util.Map.of())))
                 .build();
         assertEquals(mine, new GenerationRequest(back.prompt(), back.negativePrompt(), back.width(), back.height(), back.steps(),
                 back.cfgScale(), back.sampler(), back.scheduler(), back.seed(), 1, 1, back.clipSkip(), mine.rng(),
@@ -46,6 +46,6 @@ class InfoTextTest {
         GenerationRequest r = GenerationRequest.builder("a cat").size(512, 768).steps(30).cfgScale(6.5).sampler("DPM++ 2M")
                 .clipSkip(2).seed(5).build();
         assertEquals("a cat\nSteps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 5, Size: 512x768, "
-                + "Model: \"v1-5, pruned\", Clip skip: 2", InfoText.format(r, 5, "DPM++ 2M", "Karras", "v1-5, pruned"));
+                + "Model: \"v1-5, pruned\", Clip skip: 2", InfoText.format(r, 5, "DPM++ 2M", "Karras", "v1-5, pruned", java.util.Map.of()));
     }
 }
