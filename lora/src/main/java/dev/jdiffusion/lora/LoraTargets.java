@@ -49,14 +49,24 @@ public final class LoraTargets {
     };
 
     private final Map<String, Target> byName;
+    /** The name kohya's scripts give each layer (diffusers paths for SD 1.x/2.x UNets, single-file paths for SDXL's). */
+    private final Map<Target, String> kohya;
 
-    private LoraTargets(Map<String, Target> byName) {
+    private LoraTargets(Map<String, Target> byName, Map<Target, String> kohya) {
         this.byName = byName;
+        this.kohya = kohya;
+    }
+
+    /** Every layer an adapter can change, each with the name kohya's scripts give it. */
+    public Map<Target, String> kohyaNames() {
+        return java.util.Collections.unmodifiableMap(kohya);
     }
 
     /** The table for a model whose weights have these keys (and these shapes, for the fused projections' rows). */
     public static LoraTargets of(Map<String, int[]> shapes) {
         Map<String, Target> t = new HashMap<>();
+        Map<Target, String> kohya = new java.util.LinkedHashMap<>();
+        boolean sdxl = shapes.keySet().stream().anyMatch(k -> k.startsWith("conditioner.embedders."));
         List<String> unet = new ArrayList<>();
         for (String k : shapes.keySet()) {
             if (k.startsWith(UNET)) {
@@ -78,6 +88,8 @@ public final class LoraTargets {
                 t.put("unet." + dl, target);
                 t.put(dl, target);
             }
+            kohya.put(target, "lora_unet_" + (sdxl || d == null ? layer : d.substring(0, d.length() - ".weight".length()))
+                    .replace('.', '_'));
         }
         for (String[] enc : HF_TEXT) {
             for (String k : shapes.keySet()) {
@@ -86,6 +98,7 @@ public final class LoraTargets {
                     Target target = new Target(k, bias(shapes, enc[0] + path + ".bias"), 0, -1, Part.TEXT_ENCODER);
                     t.put(enc[1] + path.replace('.', '_'), target);
                     t.put(enc[2] + path, target);
+                    kohya.put(target, enc[1] + path.replace('.', '_'));
                 }
             }
         }
@@ -108,6 +121,7 @@ public final class LoraTargets {
                         String path = hf + "self_attn." + qkv[i];
                         t.put(enc[1] + path.replace('.', '_'), target);
                         t.put(enc[2] + path, target);
+                        kohya.put(target, enc[1] + path.replace('.', '_'));
                     }
                     continue;
                 }
@@ -118,11 +132,12 @@ public final class LoraTargets {
                         String path = hf + n[1];
                         t.put(enc[1] + path.replace('.', '_'), target);
                         t.put(enc[2] + path, target);
+                        kohya.put(target, enc[1] + path.replace('.', '_'));
                     }
                 }
             }
         }
-        return new LoraTargets(t);
+        return new LoraTargets(t, kohya);
     }
 
     private static String bias(Map<String, int[]> shapes, String key) {

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code jdiffusion} command line. Only this package prints; the library logs. */
 @Command(name = "jdiffusion", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Stable Diffusion inference on the JVM.",
-        subcommands = {GenerateCommand.class, Img2ImgCommand.class, InfoCommand.class, DoctorCommand.class, ConvertCommand.class, SamplersCommand.class,
+        subcommands = {GenerateCommand.class, Img2ImgCommand.class, InfoCommand.class, DoctorCommand.class, ConvertCommand.class, LoraExtractCommand.class, SamplersCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
