@@ -1,7 +1,13 @@
 package dev.jdiffusion.lora;
 
 import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.Half;
+import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.stream.IntStream;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -67,6 +73,11 @@ public final class LoraMerge {
 
     /** One module's change to one weight (or bias) of the model, at a strength. */
     record Job(LoraModule module, LoraTargets.Target target, String key, float strength) {
+        /** A plain low-rank product on a weight: the merge's fast path. */
+        boolean isLowRank() {
+            return module.kind() == LoraModule.Kind.LORA && !module.hasDora() && !module.isBias();
+        }
+
         /** Applies the change to the weight's float32 values {@code v} (the whole tensor). */
         void apply(float[] v, Tensor w) {
             int cols = module.isBias() ? 1 : (int) (w.numel() / w.dim(0));
@@ -106,11 +117,15 @@ public final class LoraMerge {
         Map<String, Tensor> originals = new HashMap<>();
         for (Map.Entry<String, List<Job>> e : work.entrySet()) {
             Tensor w = base.get(e.getKey());
+            originals.put(e.getKey(), w);
+            if (e.getValue().stream().allMatch(Job::isLowRank) && w.storage() instanceof Storage.Segment) {
+                merged.put(e.getKey(), lowRank(w, e.getValue()));
+                continue;
+            }
             float[] v = w.toFloatArray();
             for (Job job : e.getValue()) {
                 job.apply(v, w);
             }
-            originals.put(e.getKey(), w);
             merged.put(e.getKey(), store(v, w));
         }
         return new Merged(merged, originals, unmatched);
@@ -173,6 +188,86 @@ public final class LoraMerge {
             }
         }
         return out;
+    }
+
+    /** Rows per block of the fast path: a block's float32 rows stay in the core's cache while every job updates them. */
+    private static final int BLOCK_ROWS = 8;
+
+    /**
+     * The fast path for plain LoRAs: row blocks in parallel, each read once from the stored type,
+     * updated by every job's (strength·scale·up)·down in float32 ({@link LowRankKernel}), written once
+     * in the stored type. Each element is computed by one thread in a fixed order, so the result does
+     * not depend on the number of threads.
+     */
+    private static Tensor lowRank(Tensor w, List<Job> jobs) {
+        int rows = w.dim(0);
+        int cols = (int) (w.numel() / rows);
+        int n = jobs.size();
+        float[][] ups = new float[n][];
+        float[][] downs = new float[n][];
+        int[] ranks = new int[n];
+        for (int i = 0; i < n; i++) {
+            LoraModule m = jobs.get(i).module();
+            LoraModule.Factor up = m.part("up");
+            float f = (float) (jobs.get(i).strength() * m.scale());
+            ranks[i] = up.cols();
+            ups[i] = up.data().clone();
+            for (int k = 0; k < ups[i].length; k++) {
+                ups[i][k] *= f;
+            }
+            downs[i] = m.part("down").data();
+        }
+        MemorySegment src = ((Storage.Segment) w.storage()).segment();
+        DType type = w.dtype();
+        long base = w.offset();
+        MemorySegment dst = type == DType.F32 ? MemorySegment.ofArray(new float[rows * cols])
+                : MemorySegment.ofArray(new short[rows * cols]);
+        IntStream.range(0, (rows + BLOCK_ROWS - 1) / BLOCK_ROWS).parallel().forEach(b -> {
+            int r0 = b * BLOCK_ROWS;
+            int nr = Math.min(BLOCK_ROWS, rows - r0);
+            int count = nr * cols;
+            float[] acc = new float[count];
+            short[] bits = type == DType.F32 ? null : new short[count];
+            if (bits == null) {
+                MemorySegment.copy(src, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN),
+                        (base + (long) r0 * cols) * 4, acc, 0, count);
+            } else {
+                MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN),
+                        (base + (long) r0 * cols) * 2, bits, 0, count);
+                if (type == DType.F16) {
+                    for (int i = 0; i < count; i++) {
+                        acc[i] = Float.float16ToFloat(bits[i]);
+                    }
+                } else {
+                    for (int i = 0; i < count; i++) {
+                        acc[i] = Float.intBitsToFloat(bits[i] << 16);
+                    }
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                LoraTargets.Target t = jobs.get(i).target();
+                int from = Math.max(r0, t.rowFrom());
+                int to = Math.min(r0 + nr, t.rowFrom() + ups[i].length / ranks[i]);
+                if (from < to) {
+                    LowRankKernel.add(acc, from - r0, to - from, ups[i], from - t.rowFrom(), downs[i], ranks[i], cols);
+                }
+            }
+            if (bits == null) {
+                MemorySegment.copy(acc, 0, dst, ValueLayout.JAVA_FLOAT_UNALIGNED, (long) r0 * cols * 4, count);
+            } else {
+                if (type == DType.F16) {
+                    for (int i = 0; i < count; i++) {
+                        bits[i] = Float.floatToFloat16(acc[i]);
+                    }
+                } else {
+                    for (int i = 0; i < count; i++) {
+                        bits[i] = Half.floatToBf16(acc[i]);
+                    }
+                }
+                MemorySegment.copy(bits, 0, dst, ValueLayout.JAVA_SHORT_UNALIGNED, (long) r0 * cols * 2, count);
+            }
+        });
+        return new Tensor(new Storage.Segment(dst), type, 0, w.shape(), true);
     }
 
     /** The values in the original tensor's type and shape. */

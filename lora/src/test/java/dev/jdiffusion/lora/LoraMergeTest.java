@@ -206,6 +206,40 @@ class LoraMergeTest {
     }
 
     @Test
+    void theFastPathGivesTheSameBitsOnAnyNumberOfThreadsAndMatchesTheFormula() throws Exception {
+        String key = "model.diffusion_model.input_blocks.1.0.in_layers.2.weight";
+        double[] w = random(37 * 5 * 9);
+        float[] wf = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+            wf[i] = (float) w[i];
+        }
+        Map<String, Tensor> base = Map.of(key, Tensor.ofHalf(wf, DType.F16, 37, 5, 3, 3));
+        String n = "lora_unet_input_blocks_1_0_in_layers_2";
+        double[] down = random(6 * 45);
+        double[] up = random(37 * 6);
+        LoraFile f = file(n + ".lora_down.weight", down, new int[] {6, 5, 3, 3}, n + ".lora_up.weight", up, new int[] {37, 6, 1, 1},
+                n + ".alpha", new double[] {3}, new int[0]);
+        List<LoraMerge.Applied> a = List.of(LoraMerge.Applied.of(f, 0.9));
+        float[][] results = new float[3][];
+        for (int threads = 1; threads <= 3; threads++) {
+            java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(threads);
+            try {
+                results[threads - 1] = pool.submit(() -> LoraMerge.merge(base, a).weights().get(key).toFloatArray()).get();
+            } finally {
+                pool.shutdown();
+            }
+        }
+        assertArrayEquals(results[0], results[1]);
+        assertArrayEquals(results[0], results[2]);
+        float[] before = base.get(key).toFloatArray();
+        double[] d = matmul(up, down, 37, 6, 45);
+        for (int i = 0; i < before.length; i++) {
+            double want = before[i] + 0.9 * 0.5 * d[i];
+            assertEquals(want, results[0][i], 2e-3 * (1 + Math.abs(want)), "element " + i);
+        }
+    }
+
+    @Test
     void unmatchedModulesAreReportedAndOtherFamiliesRefused() {
         Map<String, Tensor> base = Map.of(Q + ".weight", tensor(random(24), 6, 4));
         double[] down = random(8);
