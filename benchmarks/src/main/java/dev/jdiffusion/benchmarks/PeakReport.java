@@ -31,6 +31,10 @@ public final class PeakReport {
             checkpointReport(cli);
             return;
         }
+        if (!includes.isEmpty() && includes.stream().allMatch(i -> i.toLowerCase(java.util.Locale.ROOT).contains("lora"))) {
+            loraReport(cli);
+            return;
+        }
         double[] peak = new double[3];
         for (int t = 1; t <= 2; t++) {
             ChainedOptionsBuilder o = new OptionsBuilder().include(PeakBenchmark.class.getName() + ".fma").threads(t);
@@ -84,6 +88,44 @@ public final class PeakReport {
         System.out.println("GFLOP/s against the measured FMA ceiling (" + Runtime.getRuntime().availableProcessors()
                 + " cores):");
         lines.forEach(System.out::println);
+    }
+
+    /**
+     * The LoRA merge against its floor: the touched weights read and written once (measured as a copy of
+     * them on all cores) plus the products at the measured GEMM rate (the 4096×320×2880 GEMM on all cores).
+     */
+    private static void loraReport(CommandLineOptions cli) throws RunnerException {
+        Collection<RunResult> lora = new Runner(new OptionsBuilder().parent(cli).include(LoraMergeBenchmark.class.getName())
+                .build()).run();
+        int cores = Math.min(2, Runtime.getRuntime().availableProcessors());
+        RunResult gemm = new Runner(new OptionsBuilder().include(KernelBenchmark.class.getName() + ".gemm_4096x320x2880")
+                .param("threads", Integer.toString(cores)).build()).runSingle();
+        double gemmFlops = gemm.getPrimaryResult().getScore() * KernelBenchmark.flops("gemm_4096x320x2880");
+        double mergeMs = Double.NaN;
+        double copyMs = Double.NaN;
+        for (RunResult r : lora) {
+            String label = r.getParams().getBenchmark();
+            if (label.endsWith(".merge")) {
+                mergeMs = r.getPrimaryResult().getScore();
+            } else if (label.endsWith(".copy")) {
+                copyMs = r.getPrimaryResult().getScore();
+            }
+        }
+        double arithmeticMs = LoraMergeBenchmark.flops() / gemmFlops * 1e3;
+        double bandwidth = 2.0 * LoraMergeBenchmark.COPY_BYTES / (copyMs / 1e3);
+        double memoryMs = LoraMergeBenchmark.bytes() / bandwidth * 1e3;
+        double floorMs = memoryMs + arithmeticMs;
+        System.out.println();
+        System.out.printf(java.util.Locale.ROOT, "LoRA merge, rank %d over an SDXL-sized UNet's attention and convolution"
+                + " layers (%.2f G F16 weights, %.1f GFLOP of products), %d cores:%n", LoraMergeBenchmark.RANK,
+                LoraMergeBenchmark.elements() / 1e9, LoraMergeBenchmark.flops() / 1e9, cores);
+        System.out.printf(java.util.Locale.ROOT, "  memory floor: the weights read and written  %8.0f ms  (%.1f GB/s read+write,"
+                + " measured by a copy)%n", memoryMs, bandwidth / 1e9);
+        System.out.printf(java.util.Locale.ROOT, "  arithmetic floor at the GEMM rate          %8.0f ms  (%.1f GFLOP/s)%n",
+                arithmeticMs, gemmFlops / 1e9);
+        System.out.printf(java.util.Locale.ROOT, "  floor                                      %8.0f ms%n", floorMs);
+        System.out.printf(java.util.Locale.ROOT, "  merge                                      %8.0f ms  = %.2f x the floor%n", mergeMs,
+                mergeMs / floorMs);
     }
 
     private static void checkpointReport(CommandLineOptions cli) throws RunnerException, java.io.IOException {

@@ -1,9 +1,11 @@
 package dev.jdiffusion.lora;
 
+import dev.jdiffusion.core.cpu.HalfVectors;
 import dev.jdiffusion.core.tensor.DType;
 import dev.jdiffusion.core.tensor.Half;
 import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -115,11 +117,16 @@ public final class LoraMerge {
         }
         Map<String, Tensor> merged = new HashMap<>(base);
         Map<String, Tensor> originals = new HashMap<>();
+        Map<String, MemorySegment> outputs = outputs(base, work);
+        List<LowRank> fast = new ArrayList<>();
         for (Map.Entry<String, List<Job>> e : work.entrySet()) {
             Tensor w = base.get(e.getKey());
             originals.put(e.getKey(), w);
-            if (e.getValue().stream().allMatch(Job::isLowRank) && w.storage() instanceof Storage.Segment) {
-                merged.put(e.getKey(), lowRank(w, e.getValue()));
+            MemorySegment out = outputs.get(e.getKey());
+            if (out != null) {
+                LowRank l = new LowRank(w, e.getValue(), out);
+                fast.add(l);
+                merged.put(e.getKey(), l.result());
                 continue;
             }
             float[] v = w.toFloatArray();
@@ -128,6 +135,16 @@ public final class LoraMerge {
             }
             merged.put(e.getKey(), store(v, w));
         }
+        // every row block of every weight as one task: no barrier between weights, so no core waits at a small one
+        int blocks = fast.stream().mapToInt(LowRank::blocks).sum();
+        int[][] tasks = new int[blocks][];
+        int t = 0;
+        for (int i = 0; i < fast.size(); i++) {
+            for (int b = 0; b < fast.get(i).blocks(); b++) {
+                tasks[t++] = new int[] {i, b};
+            }
+        }
+        IntStream.range(0, blocks).parallel().forEach(k -> fast.get(tasks[k][0]).block(tasks[k][1]));
         return new Merged(merged, originals, unmatched);
     }
 
@@ -190,84 +207,168 @@ public final class LoraMerge {
         return out;
     }
 
-    /** Rows per block of the fast path: a block's float32 rows stay in the core's cache while every job updates them. */
-    private static final int BLOCK_ROWS = 8;
+    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Elements per block of the fast path: a block's float32 rows (256 KiB) stay in the core's cache while every job updates them. */
+    private static final int BLOCK_ELEMENTS = 1 << 16;
+    /** Each worker's block buffer, reused from block to block. */
+    private static final ThreadLocal<float[]> BLOCK = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[0]);
 
     /**
-     * The fast path for plain LoRAs: row blocks in parallel, each read once from the stored type,
-     * updated by every job's (strength·scale·up)·down in float32 ({@link LowRankKernel}), written once
-     * in the stored type. Each element is computed by one thread in a fixed order, so the result does
-     * not depend on the number of threads.
+     * One weight on the fast path for plain LoRAs: row blocks (run in parallel with every other weight's),
+     * each read once from the stored type, updated by every job's (strength·scale·up)·down in float32
+     * ({@link LowRankKernel}), written once in the stored type. Each element is computed by one thread in a
+     * fixed order, so the result does not depend on the number of threads.
      */
-    private static Tensor lowRank(Tensor w, List<Job> jobs) {
-        int rows = w.dim(0);
-        int cols = (int) (w.numel() / rows);
-        int n = jobs.size();
-        float[][] ups = new float[n][];
-        float[][] downs = new float[n][];
-        int[] ranks = new int[n];
-        for (int i = 0; i < n; i++) {
-            LoraModule m = jobs.get(i).module();
-            LoraModule.Factor up = m.part("up");
-            float f = (float) (jobs.get(i).strength() * m.scale());
-            ranks[i] = up.cols();
-            ups[i] = up.data().clone();
-            for (int k = 0; k < ups[i].length; k++) {
-                ups[i][k] *= f;
-            }
-            downs[i] = m.part("down").data();
-        }
-        MemorySegment src = ((Storage.Segment) w.storage()).segment();
-        DType type = w.dtype();
-        long base = w.offset();
-        MemorySegment dst = type == DType.F32 ? MemorySegment.ofArray(new float[rows * cols])
-                : MemorySegment.ofArray(new short[rows * cols]);
-        IntStream.range(0, (rows + BLOCK_ROWS - 1) / BLOCK_ROWS).parallel().forEach(b -> {
-            int r0 = b * BLOCK_ROWS;
-            int nr = Math.min(BLOCK_ROWS, rows - r0);
-            int count = nr * cols;
-            float[] acc = new float[count];
-            short[] bits = type == DType.F32 ? null : new short[count];
-            if (bits == null) {
-                MemorySegment.copy(src, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN),
-                        (base + (long) r0 * cols) * 4, acc, 0, count);
-            } else {
-                MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN),
-                        (base + (long) r0 * cols) * 2, bits, 0, count);
-                if (type == DType.F16) {
-                    for (int i = 0; i < count; i++) {
-                        acc[i] = Float.float16ToFloat(bits[i]);
-                    }
-                } else {
-                    for (int i = 0; i < count; i++) {
-                        acc[i] = Float.intBitsToFloat(bits[i] << 16);
-                    }
-                }
-            }
+    private static final class LowRank {
+        private final int rows;
+        private final int cols;
+        private final float[][] ups;
+        private final float[][] downs;
+        private final int[] ranks;
+        private final int[] rowFrom;
+        private final MemorySegment src;
+        private final MemorySegment dst;
+        private final DType type;
+        private final long base;
+        private final int blockRows;
+        private final Tensor result;
+
+        LowRank(Tensor w, List<Job> jobs, MemorySegment dst) {
+            rows = w.dim(0);
+            cols = (int) (w.numel() / rows);
+            int n = jobs.size();
+            ups = new float[n][];
+            downs = new float[n][];
+            ranks = new int[n];
+            rowFrom = new int[n];
             for (int i = 0; i < n; i++) {
-                LoraTargets.Target t = jobs.get(i).target();
-                int from = Math.max(r0, t.rowFrom());
-                int to = Math.min(r0 + nr, t.rowFrom() + ups[i].length / ranks[i]);
+                LoraModule m = jobs.get(i).module();
+                LoraModule.Factor up = m.part("up");
+                float f = (float) (jobs.get(i).strength() * m.scale());
+                ranks[i] = up.cols();
+                rowFrom[i] = jobs.get(i).target().rowFrom();
+                ups[i] = up.data().clone();
+                for (int k = 0; k < ups[i].length; k++) {
+                    ups[i][k] *= f;
+                }
+                downs[i] = m.part("down").data();
+            }
+            src = ((Storage.Segment) w.storage()).segment();
+            this.dst = dst;
+            type = w.dtype();
+            base = w.offset();
+            blockRows = Math.max(8, BLOCK_ELEMENTS / cols / 8 * 8);
+            result = new Tensor(new Storage.Segment(dst), type, 0, w.shape(), true);
+        }
+
+        Tensor result() {
+            return result;
+        }
+
+        int blocks() {
+            return (rows + blockRows - 1) / blockRows;
+        }
+
+        /** Row block b: read once, every job's (strength·scale·up)·down added in float32, written once. */
+        void block(int b) {
+            int r0 = b * blockRows;
+            int nr = Math.min(blockRows, rows - r0);
+            int count = nr * cols;
+            long first = base + (long) r0 * cols;
+            float[] acc = BLOCK.get();
+            if (acc.length < count) {
+                acc = new float[count];
+                BLOCK.set(acc);
+            }
+            short[] halves = HALVES.get();
+            if (halves.length < count) {
+                halves = new short[count];
+                HALVES.set(halves);
+            }
+            switch (type) {
+                case F32 -> MemorySegment.copy(src, FLOAT_LE, first * 4, acc, 0, count);
+                case F16 -> {
+                    MemorySegment.copy(src, SHORT_LE, first * 2, halves, 0, count);
+                    HalfVectors.toFloat(halves, 0, acc, 0, count);
+                }
+                case BF16 -> {
+                    MemorySegment.copy(src, SHORT_LE, first * 2, halves, 0, count);
+                    for (int i = 0; i < count; i++) {
+                        acc[i] = Half.bf16ToFloat(halves[i]);
+                    }
+                }
+            }
+            for (int i = 0; i < ups.length; i++) {
+                int from = Math.max(r0, rowFrom[i]);
+                int to = Math.min(r0 + nr, rowFrom[i] + ups[i].length / ranks[i]);
                 if (from < to) {
-                    LowRankKernel.add(acc, from - r0, to - from, ups[i], from - t.rowFrom(), downs[i], ranks[i], cols);
+                    LowRankKernel.add(acc, from - r0, to - from, ups[i], from - rowFrom[i], downs[i], ranks[i], cols);
                 }
             }
-            if (bits == null) {
-                MemorySegment.copy(acc, 0, dst, ValueLayout.JAVA_FLOAT_UNALIGNED, (long) r0 * cols * 4, count);
-            } else {
-                if (type == DType.F16) {
-                    for (int i = 0; i < count; i++) {
-                        bits[i] = Float.floatToFloat16(acc[i]);
-                    }
-                } else {
-                    for (int i = 0; i < count; i++) {
-                        bits[i] = Half.floatToBf16(acc[i]);
-                    }
+            long at = (long) r0 * cols;
+            switch (type) {
+                case F32 -> MemorySegment.copy(acc, 0, dst, FLOAT_LE, at * 4, count);
+                case F16 -> {
+                    HalfVectors.fromFloat(acc, 0, halves, 0, count);
+                    MemorySegment.copy(halves, 0, dst, SHORT_LE, at * 2, count);
                 }
-                MemorySegment.copy(bits, 0, dst, ValueLayout.JAVA_SHORT_UNALIGNED, (long) r0 * cols * 2, count);
+                case BF16 -> {
+                    for (int i = 0; i < count; i++) {
+                        halves[i] = Half.floatToBf16(acc[i]);
+                    }
+                    MemorySegment.copy(halves, 0, dst, SHORT_LE, at * 2, count);
+                }
             }
-        });
-        return new Tensor(new Storage.Segment(dst), type, 0, w.shape(), true);
+        }
+    }
+
+    /** Largest piece of memory the fast path's results share: 1 GiB (a byte[], which the Vector API reads and writes directly). */
+    private static final int CHUNK_BYTES = 1 << 30;
+
+    /**
+     * Memory for the results of the fast path (weights whose every change is a plain LoRA), cut from a
+     * few large arrays: the collector then keeps them where they are born instead of copying gigabytes
+     * of merged weights from its young generation.
+     */
+    private static Map<String, MemorySegment> outputs(Map<String, Tensor> base, Map<String, List<Job>> work) {
+        Map<String, MemorySegment> out = new HashMap<>();
+        List<String> keys = new ArrayList<>();
+        List<Long> sizes = new ArrayList<>();
+        for (Map.Entry<String, List<Job>> e : work.entrySet()) {
+            Tensor w = base.get(e.getKey());
+            if (e.getValue().stream().allMatch(Job::isLowRank) && w.storage() instanceof Storage.Segment) {
+                keys.add(e.getKey());
+                sizes.add((w.numel() * w.dtype().byteSize() + 63) / 64 * 64);
+            }
+        }
+        // group the weights into chunks, then allocate the chunks on all cores (the JVM zeroes new arrays, one thread per array)
+        List<int[]> groups = new ArrayList<>();
+        List<Long> chunkBytes = new ArrayList<>();
+        int i = 0;
+        while (i < keys.size()) {
+            long chunk = 0;
+            int j = i;
+            while (j < keys.size() && (chunk == 0 || chunk + sizes.get(j) <= CHUNK_BYTES)) {
+                chunk += sizes.get(j++);
+            }
+            groups.add(new int[] {i, j});
+            chunkBytes.add(chunk);
+            i = j;
+        }
+        MemorySegment[] memory = IntStream.range(0, groups.size()).parallel().mapToObj(g -> chunkBytes.get(g) > CHUNK_BYTES
+                ? Arena.ofAuto().allocate(chunkBytes.get(g), 64) : MemorySegment.ofArray(new byte[(int) (long) chunkBytes.get(g)]))
+                .toArray(MemorySegment[]::new);
+        for (int g = 0; g < groups.size(); g++) {
+            long at = 0;
+            for (int k = groups.get(g)[0]; k < groups.get(g)[1]; k++) {
+                out.put(keys.get(k), memory[g].asSlice(at, sizes.get(k)));
+                at += sizes.get(k);
+            }
+        }
+        return out;
     }
 
     /** The values in the original tensor's type and shape. */

@@ -206,6 +206,28 @@ class LoraMergeTest {
     }
 
     @Test
+    void theFastPathFollowsTheFormulaForEveryBlockAndTileShape() {
+        // rows: eight-, four- and one-row kernels; columns: full tiles of three vectors and every kind of tail
+        for (int[] shape : new int[][] {{21, 200}, {16, 48}, {9, 17}, {64, 1}, {3, 1000}}) {
+            int rows = shape[0];
+            int cols = shape[1];
+            String key = Q + ".weight";
+            double[] w = random(rows * cols);
+            double[] down = random(5 * cols);
+            double[] up = random(rows * 5);
+            Map<String, Tensor> base = Map.of(key, tensor(w, rows, cols));
+            String n = "lora_te_text_model_encoder_layers_0_self_attn_q_proj";
+            LoraFile f = file(n + ".lora_down.weight", down, new int[] {5, cols}, n + ".lora_up.weight", up, new int[] {rows, 5});
+            double[] d = matmul(up, down, rows, 5, cols);
+            double[] ref = w.clone();
+            for (int i = 0; i < ref.length; i++) {
+                ref[i] += -0.4 * d[i];
+            }
+            close(ref, LoraMerge.merge(base, List.of(LoraMerge.Applied.of(f, -0.4))).weights().get(key), 1e-5);
+        }
+    }
+
+    @Test
     void theFastPathGivesTheSameBitsOnAnyNumberOfThreadsAndMatchesTheFormula() throws Exception {
         String key = "model.diffusion_model.input_blocks.1.0.in_layers.2.weight";
         double[] w = random(37 * 5 * 9);

@@ -273,6 +273,19 @@ class StableDiffusionTest {
                     List.of(dev.jdiffusion.lora.LoraMerge.Applied.of(a, 0.7))).weights());
             closeTo(merged.generate(b.prompt("a photo of a cat").build(), StableDiffusion.ProgressListener.NONE).get(0).rgb(),
                     tagged.rgb(), "merged vs beside the weights");
+            // two threads, two LoRA settings, one loaded model: the pictures of one thread each
+            GenerationRequest stacked = b.prompt("a photo of a cat<lora:lora-kohya:0.7><lora:lora-kohya-b:-0.5>").build();
+            byte[] alone = sd.generate(stacked, StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                Future<List<GeneratedImage>> x = pool.submit(() -> sd.generate(stacked, StableDiffusion.ProgressListener.NONE));
+                Future<List<GeneratedImage>> y = pool.submit(() -> sd.generate(b.prompt("a photo of a cat<lora:lora-kohya:0.7>")
+                        .build(), StableDiffusion.ProgressListener.NONE));
+                assertArrayEquals(alone, x.get().get(0).rgb());
+                assertArrayEquals(tagged.rgb(), y.get().get(0).rgb());
+            } finally {
+                pool.shutdown();
+            }
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> sd.generate(
                     b.prompt("a cat <lora:nowhere:1>").build(), StableDiffusion.ProgressListener.NONE));
             assertTrue(e.getMessage().contains("nowhere") && e.getMessage().contains("lora/sd1-tiny"), e.getMessage());
