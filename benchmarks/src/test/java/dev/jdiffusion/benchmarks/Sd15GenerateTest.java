@@ -35,7 +35,7 @@ class Sd15GenerateTest {
                 PngWriter.write(img, png);
                 assertEquals(512, ImageIO.read(png.toFile()).getWidth());
                 assertEquals(img.parameters(), PngWriter.parameters(png));
-                assertTrue(img.parameters().endsWith("Steps: 2, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: "
+                assertTrue(img.parameters().endsWith("Steps: 2, Sampler: Euler a, Schedule type: Uniform, CFG scale: 7, Seed: "
                         + img.seed() + ", Size: 512x512, Model: sd15-random-f16-1"), img.parameters());
             }
             assertEquals(1235, images.get(1).seed());

@@ -130,32 +130,12 @@ final class LowRankKernel {
         }
     }
 
+    /** Four rows (the few left below a multiple of eight), every column through masks. */
     private static void four(float[] acc, int a, float[] up, int u, float[] down, int rank, int cols) {
-        int c = 0;
-        int bound = S.loopBound(cols);
-        for (; c < bound; c += S.length()) {
-            FloatVector a0 = FloatVector.fromArray(S, acc, a + c);
-            FloatVector a1 = FloatVector.fromArray(S, acc, a + cols + c);
-            FloatVector a2 = FloatVector.fromArray(S, acc, a + 2 * cols + c);
-            FloatVector a3 = FloatVector.fromArray(S, acc, a + 3 * cols + c);
-            for (int k = 0; k < rank; k++) {
-                FloatVector d = FloatVector.fromArray(S, down, k * cols + c);
-                a0 = d.fma(FloatVector.broadcast(S, up[u + k]), a0);
-                a1 = d.fma(FloatVector.broadcast(S, up[u + rank + k]), a1);
-                a2 = d.fma(FloatVector.broadcast(S, up[u + 2 * rank + k]), a2);
-                a3 = d.fma(FloatVector.broadcast(S, up[u + 3 * rank + k]), a3);
-            }
-            a0.intoArray(acc, a + c);
-            a1.intoArray(acc, a + cols + c);
-            a2.intoArray(acc, a + 2 * cols + c);
-            a3.intoArray(acc, a + 3 * cols + c);
-        }
-        if (c < cols) {
-            tail4(acc, a, up, u, down, rank, cols, c);
-        }
+        tail4(acc, a, up, u, down, rank, cols, 0);
     }
 
-    /** The masked last columns [c, cols) of four rows. */
+    /** Columns [c, cols) of four rows, one masked vector at a time. */
     private static void tail4(float[] acc, int a, float[] up, int u, float[] down, int rank, int cols, int c) {
         for (; c < cols; c += S.length()) {
             VectorMask<Float> m = S.indexInRange(c, cols);
