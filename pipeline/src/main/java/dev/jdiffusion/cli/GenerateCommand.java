@@ -24,7 +24,7 @@ import picocli.CommandLine.Option;
 
 /** txt2img (and img2img with {@code --init-image}; {@link Img2ImgCommand}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images from a prompt with a Stable Diffusion 1.x checkpoint (img2img with --init-image).",
+        description = {"Generate images from a prompt with a Stable Diffusion 1.x or 2.x checkpoint (img2img with --init-image).",
             "Without --model it runs the built-in demo model: the exact denoiser of procedurally drawn pictures",
             "(circle, square, triangle, ring, cross in red, green, blue, yellow, orange, purple, white, black),",
             "through the same samplers, CFG, seeds and PNG writer."})

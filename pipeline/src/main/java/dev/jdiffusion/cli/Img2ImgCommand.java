@@ -4,7 +4,7 @@ import picocli.CommandLine.Command;
 
 /** img2img: {@link GenerateCommand} that starts from a picture, which it requires. */
 @Command(name = "img2img", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Redraw a picture guided by a prompt (img2img) with a Stable Diffusion 1.x checkpoint.",
+        description = {"Redraw a picture guided by a prompt (img2img) with a Stable Diffusion 1.x or 2.x checkpoint.",
             "The picture (--init-image) is encoded, noised to the level --denoising-strength picks (0 keeps it,",
             "1 replaces it; the steps run follow --strength-rule) and denoised towards the prompt. The output has",
             "the picture's size unless --width and --height resize it. Without --model it runs the demo model."})

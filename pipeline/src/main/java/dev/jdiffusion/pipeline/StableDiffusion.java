@@ -26,9 +26,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
 /**
- * Stable Diffusion 1.x text-to-image and image-to-image over loaded networks: the prompt encoded as
+ * Stable Diffusion 1.x and 2.x text-to-image and image-to-image over loaded networks: the prompt encoded as
  * A1111 does (chunks, emphasis, clip skip), classifier-free guidance over the UNet as a discrete eps
- * denoiser, any named sampler and schedule, one seeded noise stream per image, the img2img strength
+ * or v denoiser ({@link Family}), any named sampler and schedule, one seeded noise stream per image, the img2img strength
  * rule, VAE decode to 8-bit RGB with A1111's parameters text. Safe to use from several threads: the
  * weights are shared and read-only, every call has its own state.
  */
@@ -58,6 +58,23 @@ public final class StableDiffusion implements AutoCloseable {
     private Function<Map<String, Tensor>, ClipTextEncoder> textEncoder;
     private volatile Path loraFolder;
     private final Map<Path, LoraFile> loraCache = new ConcurrentHashMap<>();
+    private Family family = Family.SD1;
+
+    /**
+     * What the families differ in beyond their networks' shapes: what follows a prompt's end token
+     * (SD 1.x: more end tokens; SD 2.x: 0), the text encoder layer that conditions (SD 2.x: always the
+     * penultimate, as its FrozenOpenCLIPEmbedder does; a larger clip skip still goes deeper), and what
+     * the UNet predicts (SD 2.x 768-v models: v).
+     */
+    public record Family(String name, ClipTokenizer.Padding padding, int clipSkip, DiffusionModel.Parameterization prediction) {
+        public static final Family SD1 = new Family("SD 1.x", ClipTokenizer.Padding.END_OF_TEXT, 1,
+                DiffusionModel.Parameterization.EPSILON);
+
+        /** SD 2.x with its prediction type (512-base: eps; 768-v: v). */
+        public static Family sd2(DiffusionModel.Parameterization prediction) {
+            return new Family("SD 2.x", ClipTokenizer.Padding.ZERO, 2, prediction);
+        }
+    }
 
     private StableDiffusion(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                             DiscreteSchedule schedule, String modelName) {
@@ -78,11 +95,24 @@ public final class StableDiffusion implements AutoCloseable {
     public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, Map<String, Tensor> weights,
                                      Function<Map<String, Tensor>, ClipTextEncoder> textEncoder, UNet.Config unet,
                                      DiscreteSchedule schedule, String modelName) {
+        return of(backend, tokenizer, weights, textEncoder, unet, schedule, modelName, Family.SD1);
+    }
+
+    /** As {@link #of(Backend, ClipTokenizer, Map, Function, UNet.Config, DiscreteSchedule, String)}, for a model of {@code family}. */
+    public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, Map<String, Tensor> weights,
+                                     Function<Map<String, Tensor>, ClipTextEncoder> textEncoder, UNet.Config unet,
+                                     DiscreteSchedule schedule, String modelName, Family family) {
         StableDiffusion sd = of(backend, tokenizer, textEncoder.apply(weights), UNet.load(backend, weights, "model.diffusion_model.",
                 unet), Vae.load(backend, weights, "first_stage_model."), schedule, modelName);
         sd.weights = weights;
         sd.textEncoder = textEncoder;
+        sd.family = family;
         return sd;
+    }
+
+    /** The family the model generates as. */
+    public Family family() {
+        return family;
     }
 
     /**
@@ -100,17 +130,19 @@ public final class StableDiffusion implements AutoCloseable {
     }
 
     /**
-     * Loads an SD 1.x checkpoint (single file or diffusers folder, any format checkpoint-io reads;
-     * weights stay in their stored type) and its tokenizer ({@link ClipTokenizer#find}).
+     * Loads an SD 1.x or SD 2.x checkpoint (single file or diffusers folder, any format checkpoint-io
+     * reads; weights stay in their stored type) and its tokenizer ({@link ClipTokenizer#find}). SD 2.x
+     * predicts eps or v as checkpoint-io's detection says.
      */
     public static StableDiffusion load(Backend backend, java.nio.file.Path checkpoint, java.nio.file.Path tokenizerDir)
             throws java.io.IOException {
         dev.jdiffusion.checkpoint.Checkpoint c = dev.jdiffusion.checkpoint.Checkpoints.open(checkpoint);
         dev.jdiffusion.checkpoint.detect.ModelDetector.ModelInfo info = dev.jdiffusion.checkpoint.detect.ModelDetector.detect(c);
-        if (info.family() != dev.jdiffusion.checkpoint.detect.ModelFamily.SD1 || info.inpainting()) {
+        boolean sd2 = info.family() == dev.jdiffusion.checkpoint.detect.ModelFamily.SD2;
+        if (!sd2 && info.family() != dev.jdiffusion.checkpoint.detect.ModelFamily.SD1 || info.inpainting()) {
             c.close();
             throw new IllegalArgumentException(checkpoint + " is a " + info.family() + (info.inpainting() ? " inpainting" : "")
-                    + " model; generation supports SD 1.x text-to-image models so far");
+                    + " model; generation supports SD 1.x and SD 2.x text-to-image models so far");
         }
         java.util.Map<String, Tensor> w = new java.util.HashMap<>();
         c.tensors().forEach((k, v) -> {
@@ -120,10 +152,20 @@ public final class StableDiffusion implements AutoCloseable {
         });
         try {
             ClipTokenizer tokenizer = ClipTokenizer.find(checkpoint, tokenizerDir);
-            StableDiffusion sd = of(backend, tokenizer, w, m -> ClipTextEncoder.load(backend, m,
-                            "cond_stage_model.transformer.text_model.", 12, ClipTextEncoder.Activation.QUICK_GELU),
-                    UNet.Config.sd1(), DiscreteSchedule.stableDiffusionFloat32(),
-                    checkpoint.getFileName().toString().replaceFirst("\\.(safetensors|ckpt|pt|bin)$", ""));
+            String name = checkpoint.getFileName().toString().replaceFirst("\\.(safetensors|ckpt|pt|bin)$", "");
+            StableDiffusion sd;
+            if (sd2) {
+                // OpenCLIP ViT-H: 64 channels per head
+                int heads = w.get("cond_stage_model.model.token_embedding.weight").dim(1) / 64;
+                sd = of(backend, tokenizer, w, m -> ClipTextEncoder.load(backend, m, "cond_stage_model.model.", heads,
+                                ClipTextEncoder.Activation.GELU), UNet.Config.sd2(), DiscreteSchedule.stableDiffusionFloat32(),
+                        name, Family.sd2(info.prediction() == dev.jdiffusion.checkpoint.detect.Prediction.V_PREDICTION
+                                ? DiffusionModel.Parameterization.V_PREDICTION : DiffusionModel.Parameterization.EPSILON));
+            } else {
+                sd = of(backend, tokenizer, w, m -> ClipTextEncoder.load(backend, m,
+                                "cond_stage_model.transformer.text_model.", 12, ClipTextEncoder.Activation.QUICK_GELU),
+                        UNet.Config.sd1(), DiscreteSchedule.stableDiffusionFloat32(), name);
+            }
             sd.file = c;
             Path dir = checkpoint.toAbsolutePath().getParent();
             sd.loraFolder = java.nio.file.Files.isDirectory(dir.resolve("Lora")) ? dir.resolve("Lora") : dir;
@@ -181,7 +223,8 @@ public final class StableDiffusion implements AutoCloseable {
                 return sampler.sigmas(requestedSchedule, schedule, steps);
             }
 
-            private final PromptEncoder pe = new PromptEncoder(backend, tokenizer, clip, ClipTokenizer.Padding.END_OF_TEXT);
+            private final PromptEncoder pe = new PromptEncoder(backend, tokenizer, clip, family.padding());
+            private final int clipSkip = Math.max(family.clipSkip(), r.clipSkip());
             private final Map<String, Tensor> encoded = new HashMap<>();
             private final Map<List<String>, Tensor> contexts = new HashMap<>();
 
@@ -190,7 +233,7 @@ public final class StableDiffusion implements AutoCloseable {
                 int b = blocks.length / (texts.size() * per);
                 Tensor ctx = contexts.computeIfAbsent(List.copyOf(texts), t -> context(t, b));
                 return new DiscreteDenoiser(new UNetModel(unet, ctx, null, latentShape), schedule,
-                        DiffusionModel.Parameterization.EPSILON).denoise(blocks, sigma);
+                        family.prediction()).denoise(blocks, sigma);
             }
 
             /**
@@ -201,7 +244,7 @@ public final class StableDiffusion implements AutoCloseable {
             private Tensor context(List<String> texts, int b) {
                 Tensor[] c = new Tensor[texts.size()];
                 for (int i = 0; i < c.length; i++) {
-                    c[i] = encoded.computeIfAbsent(texts.get(i), t -> pe.encode(t, r.clipSkip(), r.emphasis()).context());
+                    c[i] = encoded.computeIfAbsent(texts.get(i), t -> pe.encode(t, clipSkip, r.emphasis()).context());
                 }
                 int longest = 0;
                 for (int i = 1; i < c.length; i++) {
@@ -210,7 +253,7 @@ public final class StableDiffusion implements AutoCloseable {
                 for (int i = 1; i < c.length; i++) {
                     c[i] = repeatLast(c[i], longest);
                 }
-                Tensor empty = encoded.computeIfAbsent("", t -> pe.encode(t, r.clipSkip(), r.emphasis()).context());
+                Tensor empty = encoded.computeIfAbsent("", t -> pe.encode(t, clipSkip, r.emphasis()).context());
                 while (c[0].dim(1) < longest) {
                     c[0] = backend.concat(1, c[0], empty);
                 }

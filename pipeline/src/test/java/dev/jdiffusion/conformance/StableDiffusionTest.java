@@ -296,6 +296,82 @@ class StableDiffusionTest {
         }
     }
 
+    /** A random OpenCLIP text tower in SD 2.x single-file naming: width 96 (the sd2-tiny UNet's context), 3 layers, 6 heads. */
+    private static Map<String, Tensor> openClip(long seed) {
+        java.util.Random r = new java.util.Random(seed);
+        Map<String, Tensor> w = new java.util.HashMap<>();
+        int d = 96;
+        java.util.function.BiConsumer<String, int[]> put = (k, shape) -> {
+            int n = 1;
+            for (int x : shape) {
+                n *= x;
+            }
+            float[] f = new float[n];
+            boolean norm = k.contains("ln_") && k.endsWith("weight");
+            for (int i = 0; i < n; i++) {
+                f[i] = (float) (norm ? 1 + 0.1 * r.nextGaussian() : r.nextGaussian() / Math.sqrt(shape.length > 1 ? shape[1] : d));
+            }
+            w.put("cond_stage_model.model." + k, Tensor.of(f, shape));
+        };
+        put.accept("token_embedding.weight", new int[] {49408, d});
+        put.accept("positional_embedding", new int[] {77, d});
+        for (int l = 0; l < 3; l++) {
+            String b = "transformer.resblocks." + l + ".";
+            put.accept(b + "ln_1.weight", new int[] {d});
+            put.accept(b + "ln_1.bias", new int[] {d});
+            put.accept(b + "attn.in_proj_weight", new int[] {3 * d, d});
+            put.accept(b + "attn.in_proj_bias", new int[] {3 * d});
+            put.accept(b + "attn.out_proj.weight", new int[] {d, d});
+            put.accept(b + "attn.out_proj.bias", new int[] {d});
+            put.accept(b + "ln_2.weight", new int[] {d});
+            put.accept(b + "ln_2.bias", new int[] {d});
+            put.accept(b + "mlp.c_fc.weight", new int[] {4 * d, d});
+            put.accept(b + "mlp.c_fc.bias", new int[] {4 * d});
+            put.accept(b + "mlp.c_proj.weight", new int[] {d, 4 * d});
+            put.accept(b + "mlp.c_proj.bias", new int[] {d});
+        }
+        put.accept("ln_final.weight", new int[] {d});
+        put.accept("ln_final.bias", new int[] {d});
+        return w;
+    }
+
+    @Test
+    void anSd2ModelPadsWithZeroConditionsOnThePenultimateLayerAndPredictsAsItsFamilySays() throws Exception {
+        Path root = Cases.root();
+        Assumptions.assumeTrue(Files.isDirectory(root.resolve("unet/sd2-tiny")), "no conformance data at " + root);
+        try (CpuBackend cpu = new CpuBackend(2);
+             SafetensorsFile unetW = SafetensorsFile.open(root.resolve("unet/sd2-tiny/model.safetensors"));
+             SafetensorsFile vaeW = SafetensorsFile.open(root.resolve("vae/tiny-ch32-mult12-rb1/weights.safetensors"))) {
+            Map<String, Tensor> w = openClip(3);
+            w.putAll(Cases.tensors(unetW));
+            w.putAll(Cases.tensors(vaeW));
+            UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
+                    root.resolve("unet/sd2-tiny/manifest.json")))).get("unet_config"));
+            java.util.function.Function<Map<String, Tensor>, ClipTextEncoder> te = m -> ClipTextEncoder.load(cpu, m,
+                    "cond_stage_model.model.", 6, ClipTextEncoder.Activation.GELU);
+            ClipTokenizer tok = ClipTokenizer.load(root.resolve("tokenizer"));
+            GenerationRequest req = cat().steps(4).sampler("Euler").build();
+            StableDiffusion v = StableDiffusion.of(cpu, tok, w, te, cfg, DiscreteSchedule.stableDiffusion(), "sd2-tiny-v",
+                    StableDiffusion.Family.sd2(dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION));
+            StableDiffusion eps = StableDiffusion.of(cpu, tok, w, te, cfg, DiscreteSchedule.stableDiffusion(), "sd2-tiny-eps",
+                    StableDiffusion.Family.sd2(dev.jdiffusion.samplers.DiffusionModel.Parameterization.EPSILON));
+            byte[] vImage = v.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            assertArrayEquals(vImage, v.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb(), "deterministic");
+            assertTrue(!java.util.Arrays.equals(vImage, eps.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb()),
+                    "v and eps read the same UNet output differently");
+            assertArrayEquals(vImage, v.generate(cat().steps(4).sampler("Euler").clipSkip(2).build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb(), "SD 2.x conditions on the penultimate layer anyway");
+            assertTrue(!java.util.Arrays.equals(vImage, v.generate(cat().steps(4).sampler("Euler").clipSkip(3).build(),
+                    StableDiffusion.ProgressListener.NONE).get(0).rgb()), "a larger clip skip goes deeper");
+            // the SD 1.x conventions on the same networks give another picture (end-token padding, last layer)
+            StableDiffusion asSd1 = StableDiffusion.of(cpu, tok, w, te, cfg, DiscreteSchedule.stableDiffusion(), "x",
+                    new StableDiffusion.Family("test", ClipTokenizer.Padding.END_OF_TEXT, 2,
+                            dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION));
+            assertTrue(!java.util.Arrays.equals(vImage, asSd1.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb()),
+                    "zero padding is used");
+        }
+    }
+
     @Test
     void badRequestsAreRejectedByName() {
         assertThrows(IllegalArgumentException.class, () -> cat().size(513, 512).build());
