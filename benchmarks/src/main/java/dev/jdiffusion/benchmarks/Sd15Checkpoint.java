@@ -36,10 +36,19 @@ public final class Sd15Checkpoint {
 
     /** Every tensor name of the checkpoint with its shape, in file order. */
     public static Map<String, long[]> shapes() {
+        return shapes(false);
+    }
+
+    /** The SD 1.5 layout, or with {@code sd21} the SD 2.1 one ({@link Sd21Checkpoint}). */
+    static Map<String, long[]> shapes(boolean sd21) {
         Map<String, long[]> m = new LinkedHashMap<>();
-        unet(m);
+        unet(m, sd21);
         vae(m);
-        clip(m);
+        if (sd21) {
+            openClip(m);
+        } else {
+            clip(m);
+        }
         for (String b : SCHEDULE_BUFFERS) {
             m.put(b, new long[] {1000});
         }
@@ -96,12 +105,16 @@ public final class Sd15Checkpoint {
         }
     }
 
-    private static void spatialTransformer(Map<String, long[]> m, String p, long c) {
+    private static void spatialTransformer(Map<String, long[]> m, String p, long c, boolean sd21) {
         norm(m, p + ".norm", c);
-        conv(m, p + ".proj_in", c, c, 1);
+        if (sd21) {
+            linear(m, p + ".proj_in", c, c, true);
+        } else {
+            conv(m, p + ".proj_in", c, c, 1);
+        }
         String b = p + ".transformer_blocks.0";
         for (String attn : new String[] {".attn1", ".attn2"}) {
-            long ctx = attn.equals(".attn1") ? c : 768;
+            long ctx = attn.equals(".attn1") ? c : sd21 ? 1024 : 768;
             linear(m, b + attn + ".to_q", c, c, false);
             linear(m, b + attn + ".to_k", c, ctx, false);
             linear(m, b + attn + ".to_v", c, ctx, false);
@@ -112,10 +125,14 @@ public final class Sd15Checkpoint {
         norm(m, b + ".norm1", c);
         norm(m, b + ".norm2", c);
         norm(m, b + ".norm3", c);
-        conv(m, p + ".proj_out", c, c, 1);
+        if (sd21) {
+            linear(m, p + ".proj_out", c, c, true);
+        } else {
+            conv(m, p + ".proj_out", c, c, 1);
+        }
     }
 
-    private static void unet(Map<String, long[]> m) {
+    private static void unet(Map<String, long[]> m, boolean sd21) {
         String u = UNET;
         linear(m, u + "time_embed.0", TIME_DIM, MODEL_CHANNELS, true);
         linear(m, u + "time_embed.2", TIME_DIM, TIME_DIM, true);
@@ -130,7 +147,7 @@ public final class Sd15Checkpoint {
                 resBlock(m, u + "input_blocks." + block + ".0", ch, out);
                 ch = out;
                 if (level < 3) {
-                    spatialTransformer(m, u + "input_blocks." + block + ".1", ch);
+                    spatialTransformer(m, u + "input_blocks." + block + ".1", ch, sd21);
                 }
                 skips.push(ch);
             }
@@ -140,7 +157,7 @@ public final class Sd15Checkpoint {
             }
         }
         resBlock(m, u + "middle_block.0", ch, ch);
-        spatialTransformer(m, u + "middle_block.1", ch);
+        spatialTransformer(m, u + "middle_block.1", ch, sd21);
         resBlock(m, u + "middle_block.2", ch, ch);
         int o = 0;
         for (int level = MULT.length - 1; level >= 0; level--) {
@@ -150,7 +167,7 @@ public final class Sd15Checkpoint {
                 ch = out;
                 int sub = 1;
                 if (level < 3) {
-                    spatialTransformer(m, u + "output_blocks." + o + "." + sub++, ch);
+                    spatialTransformer(m, u + "output_blocks." + o + "." + sub++, ch, sd21);
                 }
                 if (level > 0 && j == 2) {
                     conv(m, u + "output_blocks." + o + "." + sub + ".conv", ch, ch, 3);
@@ -237,10 +254,34 @@ public final class Sd15Checkpoint {
         norm(m, CLIP + "final_layer_norm", 768);
     }
 
+    // ---- OpenCLIP ViT-H/14 text tower (SD 2.x): width 1024, 24 layers, fused q/k/v, under cond_stage_model.model.
+
+    private static void openClip(Map<String, long[]> m) {
+        String t = Sd21Checkpoint.TEXT;
+        put(m, t + "positional_embedding", 77, 1024);
+        put(m, t + "text_projection", 1024, 1024);
+        put(m, t + "token_embedding.weight", 49408, 1024);
+        for (int l = 0; l < 24; l++) {
+            String p = t + "transformer.resblocks." + l + ".";
+            put(m, p + "attn.in_proj_weight", 3072, 1024);
+            put(m, p + "attn.in_proj_bias", 3072);
+            linear(m, p + "attn.out_proj", 1024, 1024, true);
+            norm(m, p + "ln_1", 1024);
+            norm(m, p + "ln_2", 1024);
+            linear(m, p + "mlp.c_fc", 4096, 1024, true);
+            linear(m, p + "mlp.c_proj", 1024, 4096, true);
+        }
+        norm(m, t + "ln_final", 1024);
+    }
+
     /** Number of elements of the tensors whose names start with {@code prefix}, {@code position_ids} excluded. */
     public static long parameters(String prefix) {
+        return parameters(prefix, false);
+    }
+
+    static long parameters(String prefix, boolean sd21) {
         long n = 0;
-        for (Map.Entry<String, long[]> e : shapes().entrySet()) {
+        for (Map.Entry<String, long[]> e : shapes(sd21).entrySet()) {
             if (e.getKey().startsWith(prefix) && !e.getKey().endsWith("position_ids")) {
                 long k = 1;
                 for (long d : e.getValue()) {
@@ -330,15 +371,23 @@ public final class Sd15Checkpoint {
      * people download, F16 for the 2 GB one).
      */
     public static void write(Path target, StoredType floatType, long seed) throws IOException {
+        write(target, floatType, seed, false);
+    }
+
+    static void write(Path target, StoredType floatType, long seed, boolean sd21) throws IOException {
         Map<String, StoredTensor> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, long[]> e : shapes().entrySet()) {
+        for (Map.Entry<String, long[]> e : shapes(sd21).entrySet()) {
             String name = e.getKey();
             long[] shape = e.getValue();
             StoredType type = typeOf(name, floatType);
             tensors.put(name, StoredTensor.lazy(type, shape, () -> generate(name, shape, type, seed)));
         }
         SafetensorsWriter.writeStored(target, tensors, Map.of("format", "pt", "jdiffusion.generator",
-                "sd15-random v" + GENERATOR_VERSION + " seed " + seed));
+                generator(sd21, seed)));
+    }
+
+    private static String generator(boolean sd21, long seed) {
+        return (sd21 ? "sd21" : "sd15") + "-random v" + GENERATOR_VERSION + " seed " + seed;
     }
 
     /**
@@ -346,18 +395,22 @@ public final class Sd15Checkpoint {
      * missing or was made by another generator version.
      */
     public static Path cached(Path dir, StoredType floatType, long seed) throws IOException {
+        return cached(dir, floatType, seed, false);
+    }
+
+    static Path cached(Path dir, StoredType floatType, long seed, boolean sd21) throws IOException {
         Files.createDirectories(dir);
-        Path p = dir.resolve("sd15-random-" + floatType.name().toLowerCase() + "-" + seed + ".safetensors");
+        Path p = dir.resolve((sd21 ? "sd21" : "sd15") + "-random-" + floatType.name().toLowerCase() + "-" + seed + ".safetensors");
         if (Files.exists(p)) {
             try (SafetensorsFile f = SafetensorsFile.open(p)) {
-                if (("sd15-random v" + GENERATOR_VERSION + " seed " + seed).equals(f.metadata().get("jdiffusion.generator"))) {
+                if (generator(sd21, seed).equals(f.metadata().get("jdiffusion.generator"))) {
                     return p;
                 }
             } catch (IOException | RuntimeException stale) {
                 // fall through and regenerate
             }
         }
-        write(p, floatType, seed);
+        write(p, floatType, seed, sd21);
         return p;
     }
 }
