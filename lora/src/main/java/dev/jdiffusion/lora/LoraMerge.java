@@ -97,20 +97,22 @@ public final class LoraMerge {
 
     /** As {@link #merge(Map, List)} with the model's name table already built. */
     public static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets) {
-        return merge(base, loras, targets, null);
+        return merge(base, loras, targets, null, true);
     }
 
     /**
      * Merges into one network's weights only (e.g. the text encoder's, while the UNet's adapters run
-     * beside its weights: {@link LoraRuntime}).
+     * beside its weights: {@link LoraRuntime}), with the model's name table already built. The
+     * unmatched module names are in the result but not logged: the caller that applies the rest logs them.
      */
-    public static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets.Part only) {
-        return merge(base, loras, LoraTargets.of(shapes(base)), only);
+    public static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets, LoraTargets.Part only) {
+        return merge(base, loras, targets, only, false);
     }
 
-    private static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets, LoraTargets.Part only) {
+    private static Merged merge(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets, LoraTargets.Part only,
+                                boolean log) {
         Map<String, List<String>> unmatched = new LinkedHashMap<>();
-        Map<String, List<Job>> work = plan(base, loras, targets, unmatched);
+        Map<String, List<Job>> work = plan(base, loras, targets, unmatched, log);
         if (only != null) {
             work.values().forEach(jobs -> jobs.removeIf(j -> j.target().part() != only));
             work.values().removeIf(List::isEmpty);
@@ -151,10 +153,10 @@ public final class LoraMerge {
     /**
      * Per weight key, the changes the adapters make to it in the order given, every module checked
      * against the layer it names (shapes only; no values are read); unmatched module names go to
-     * {@code unmatched} per adapter.
+     * {@code unmatched} per adapter, and to the log with {@code log}.
      */
     static Map<String, List<Job>> plan(Map<String, Tensor> base, List<Applied> loras, LoraTargets targets,
-                                       Map<String, List<String>> unmatched) {
+                                       Map<String, List<String>> unmatched, boolean log) {
         Map<String, List<Job>> work = new LinkedHashMap<>();
         for (Applied a : loras) {
             LoraFile f = a.lora();
@@ -164,7 +166,7 @@ public final class LoraMerge {
                         + missing.get(0) + "); it is " + familyGuess(f) + ", not for this model");
             }
             unmatched.put(f.name(), missing);
-            if (!missing.isEmpty()) {
+            if (log && !missing.isEmpty()) {
                 LOG.warn("LoRA {}: {} modules match no layer of the model and are not applied: {}", f.name(), missing.size(),
                         missing);
             }
@@ -408,12 +410,14 @@ public final class LoraMerge {
             throw new IllegalArgumentException("DoRA magnitude of " + m.name() + " has " + mag.length + " values, for a weight of "
                     + rows + " rows and " + in + " input channels");
         }
+        float[] scale = new float[norm.length];
+        for (int n = 0; n < norm.length; n++) {
+            scale[n] = (float) (mag[n] / (Math.sqrt(norm[n]) + Math.ulp(1f)));
+        }
         for (int o = 0; o < rows; o++) {
             for (int i = 0; i < cols; i++) {
-                int n = perRow ? o : i / kk;
-                float scaled = (float) (mag[n] / (Math.sqrt(norm[n]) + Math.ulp(1f)));
                 int at = (rowFrom + o) * cols + i;
-                w[at] += strength * (v[o * cols + i] * scaled - w[at]);
+                w[at] += strength * (v[o * cols + i] * scale[perRow ? o : i / kk] - w[at]);
             }
         }
     }

@@ -39,9 +39,13 @@ public final class LoraRuntime implements LayerAdapter {
      * left to {@link LoraMerge}, which is cheap for a network that runs once per prompt).
      */
     public static LoraRuntime of(Map<String, Tensor> weights, List<LoraMerge.Applied> loras) {
-        LoraTargets targets = LoraTargets.of(LoraMerge.shapes(weights));
+        return of(weights, loras, LoraTargets.of(LoraMerge.shapes(weights)));
+    }
+
+    /** As {@link #of(Map, List)} with the model's name table already built (it depends on the model alone). */
+    public static LoraRuntime of(Map<String, Tensor> weights, List<LoraMerge.Applied> loras, LoraTargets targets) {
         Map<String, List<String>> unmatched = new HashMap<>();
-        Map<String, List<LoraMerge.Job>> plan = LoraMerge.plan(weights, loras, targets, unmatched);
+        Map<String, List<LoraMerge.Job>> plan = LoraMerge.plan(weights, loras, targets, unmatched, true);
         Map<String, List<Term>> terms = new HashMap<>();
         for (Map.Entry<String, List<LoraMerge.Job>> e : plan.entrySet()) {
             for (LoraMerge.Job job : e.getValue()) {

@@ -34,14 +34,19 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace an existing OUT file.")
     boolean force;
 
-    @Override
-    public Integer call() throws IOException {
-        StoredType cast = dtype == null ? null : switch (dtype.toLowerCase(Locale.ROOT)) {
+    /** A floating-point storage type by the names users write ({@code fp16}, {@code half}, {@code bf16}, {@code fp32}, …). */
+    static StoredType floatType(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
             case "fp16", "f16", "float16", "half" -> StoredType.F16;
             case "bf16", "bfloat16" -> StoredType.BF16;
             case "fp32", "f32", "float32", "float" -> StoredType.F32;
-            default -> throw new IllegalArgumentException("--dtype must be fp16, bf16 or fp32, not \"" + dtype + "\"");
+            default -> throw new IllegalArgumentException("--dtype must be fp16, bf16 or fp32, not \"" + name + "\"");
         };
+    }
+
+    @Override
+    public Integer call() throws IOException {
+        StoredType cast = dtype == null ? null : floatType(dtype);
         if (Files.exists(out) && !(force && Files.isRegularFile(out))) {
             throw new IllegalArgumentException(out + " already exists" + (Files.isRegularFile(out) ? " (use --force to replace it)" : ""));
         }

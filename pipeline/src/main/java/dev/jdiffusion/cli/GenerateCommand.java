@@ -147,7 +147,7 @@ class GenerateCommand implements Callable<Integer> {
         }
         GenerationRequest request = b.build();
         int total = request.batchCount();
-        StableDiffusion.ProgressListener bar = p -> {
+        StableDiffusion.ProgressListener listener = p -> {
             System.err.print("\r" + bar(p, total));
             if (preview != null) {
                 GeneratedImage look = p.preview(0);
@@ -165,7 +165,7 @@ class GenerateCommand implements Callable<Integer> {
         if (model == null) {
             System.out.println("No --model given: using jdiffusion's demo model, the exact denoiser of procedurally drawn"
                     + " pictures (not Stable Diffusion). Pass --model FILE to run a Stable Diffusion checkpoint.");
-            images = DemoModel.generate(request, bar);
+            images = DemoModel.generate(request, listener);
         } else {
             if (!Files.exists(model)) {
                 throw new IllegalArgumentException("no model at " + model);
@@ -174,7 +174,7 @@ class GenerateCommand implements Callable<Integer> {
                 if (loraDir != null) {
                     sd.setLoraFolder(loraDir);
                 }
-                images = sd.generate(request, bar);
+                images = sd.generate(request, listener);
             }
         }
         System.err.println();

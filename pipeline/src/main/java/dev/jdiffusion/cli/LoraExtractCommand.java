@@ -51,9 +51,9 @@ final class LoraExtractCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
-            case "fp16", "f16", "float16", "half" -> DType.F16;
-            case "fp32", "f32", "float32", "float" -> DType.F32;
+        DType type = switch (ConvertCommand.floatType(dtype)) {
+            case F16 -> DType.F16;
+            case F32 -> DType.F32;
             default -> throw new IllegalArgumentException("--dtype must be fp16 or fp32, not \"" + dtype + "\"");
         };
         if (Files.exists(out) && !(force && Files.isRegularFile(out))) {

@@ -57,7 +57,12 @@ public final class StableDiffusion implements AutoCloseable {
     private Map<String, Tensor> weights;
     private Function<Map<String, Tensor>, ClipTextEncoder> textEncoder;
     private volatile Path loraFolder;
-    private final Map<Path, LoraFile> loraCache = new ConcurrentHashMap<>();
+    private volatile LoraTargets targets;
+    /** LoRA files read once, with their A1111 short hash, by path. */
+    private final Map<Path, CachedLora> loraCache = new ConcurrentHashMap<>();
+
+    private record CachedLora(LoraFile file, String shortHash) {
+    }
     private Family family = Family.SD1;
 
     /**
@@ -196,12 +201,13 @@ public final class StableDiffusion implements AutoCloseable {
             List<String> hashes = new ArrayList<>();
             for (LoraTags.Tag t : tagged.tags()) {
                 Path file = loraFile(t.name());
-                LoraFile lora = loraCache.computeIfAbsent(file, StableDiffusion::readLora);
-                applied.add(new LoraMerge.Applied(lora, t.unetStrength(), t.textEncoderStrength()));
-                hashes.add(t.name() + ": " + shortHash(file));
+                CachedLora lora = loraCache.computeIfAbsent(file, f -> new CachedLora(readLora(f), shortHash(f)));
+                applied.add(new LoraMerge.Applied(lora.file(), t.unetStrength(), t.textEncoderStrength()));
+                hashes.add(t.name() + ": " + lora.shortHash());
             }
-            adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied));
-            adaptedClip = textEncoder.apply(LoraMerge.merge(weights, applied, LoraTargets.Part.TEXT_ENCODER).weights());
+            LoraTargets targets = loraTargets();
+            adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied, targets));
+            adaptedClip = textEncoder.apply(LoraMerge.merge(weights, applied, targets, LoraTargets.Part.TEXT_ENCODER).weights());
             extra.put("Lora hashes", String.join(", ", hashes));
         }
         UNet unet = adaptedUnet;
@@ -300,6 +306,16 @@ public final class StableDiffusion implements AutoCloseable {
             out[i] = Pixels.toByte(rgb[i]);
         }
         return out;
+    }
+
+    /** Which weight each LoRA module name changes: built once per model, on the first LoRA tag. */
+    private LoraTargets loraTargets() {
+        LoraTargets t = targets;
+        if (t == null) {
+            t = LoraTargets.of(LoraMerge.shapes(weights));
+            targets = t;
+        }
+        return t;
     }
 
     /** The file of the LoRA a tag names, or an exception that says where it was looked for. */

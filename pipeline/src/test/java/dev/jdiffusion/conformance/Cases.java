@@ -53,6 +53,16 @@ final class Cases {
         return m;
     }
 
+    /** A stored tensor's values as float32 (e.g. the timesteps a UNet takes). */
+    static float[] floats(StoredTensor t) {
+        double[] d = t.doubles();
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) {
+            f[i] = (float) d[i];
+        }
+        return f;
+    }
+
     static int[][] ids(StoredTensor t) {
         double[] d = t.doubles();
         int rows = t.intShape()[0];

@@ -57,11 +57,7 @@ class LoraConformanceTest {
             LoraFile a = LoraFile.read(dir.resolve("lora-kohya.safetensors"));
             LoraFile b = LoraFile.read(dir.resolve("lora-kohya-b.safetensors"));
             Tensor x = io.tensor("x").toTensor();
-            double[] t = io.tensor("timesteps").doubles();
-            float[] ts = new float[t.length];
-            for (int i = 0; i < t.length; i++) {
-                ts[i] = (float) t[i];
-            }
+            float[] ts = Cases.floats(io.tensor("timesteps"));
             Tensor context = io.tensor("context").toTensor();
             UNet plain = UNet.load(CPU, base, "model.diffusion_model.", cfg);
 

@@ -84,11 +84,7 @@ class UNetConformanceTest {
             try (SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"));
                  SafetensorsFile im = SafetensorsFile.open(dir.resolve("intermediates.safetensors"))) {
                 Tensor x = io.tensor("x").toTensor();
-                double[] t = io.tensor("timesteps").doubles();
-                float[] ts = new float[t.length];
-                for (int i = 0; i < t.length; i++) {
-                    ts[i] = (float) t[i];
-                }
+                float[] ts = Cases.floats(io.tensor("timesteps"));
                 Tensor context = io.tensor("context").toTensor();
                 Tensor y = io.contains("y") ? io.tensor("y").toTensor() : null;
                 if (y != null) {
