@@ -68,6 +68,36 @@ public final class DiscreteSchedule {
         return of(a);
     }
 
+    /**
+     * The alphas_cumprod of the last timestep after {@link #zeroTerminalSnr()}: A1111's stand-in for 0
+     * (an SNR of exactly 0 would make the largest sigma infinite).
+     */
+    public static final double ZERO_TERMINAL_ALPHA_CUMPROD = 4.8973451890853435e-08;
+
+    /**
+     * This schedule rescaled to a zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules
+     * and Sample Steps Are Flawed", Algorithm 1): sqrt(ᾱ) shifted so the last timestep's is 0 and
+     * scaled so the first keeps its value; then the last ᾱ is set to {@link #ZERO_TERMINAL_ALPHA_CUMPROD}
+     * as A1111 does, so that sigma_max stays finite (about 4519). For v-prediction models trained this
+     * way; values are rounded to float32 when this schedule's are.
+     */
+    public DiscreteSchedule zeroTerminalSnr() {
+        int n = alphasCumprod.length;
+        double first = Math.sqrt(alphasCumprod[0]);
+        double last = Math.sqrt(alphasCumprod[n - 1]);
+        boolean float32 = true;
+        for (double a : alphasCumprod) {
+            float32 &= a == (float) a;
+        }
+        double[] a = new double[n];
+        for (int t = 0; t < n; t++) {
+            double s = (Math.sqrt(alphasCumprod[t]) - last) * first / (first - last);
+            a[t] = float32 ? (float) (s * s) : s * s;
+        }
+        a[n - 1] = float32 ? (float) ZERO_TERMINAL_ALPHA_CUMPROD : ZERO_TERMINAL_ALPHA_CUMPROD;
+        return of(a);
+    }
+
     public int timesteps() {
         return sigmas.length;
     }
