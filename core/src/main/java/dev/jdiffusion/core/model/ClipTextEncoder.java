@@ -147,6 +147,11 @@ public final class ClipTextEncoder {
         return tokenEmbedding.dim(1);
     }
 
+    /** Whether the pooled output is projected ({@link Output#projected()} not null). */
+    public boolean hasProjection() {
+        return projection != null;
+    }
+
     public int layers() {
         return layers.size();
     }

@@ -47,13 +47,36 @@ public final class PromptEncoder {
     private final ClipTokenizer tokenizer;
     private final ClipTextEncoder encoder;
     private final ClipTokenizer.Padding padding;
+    private final boolean finalNorm;
 
     /** {@code padding}: what follows the end token (SD 1.x: the end token; SD 2.x: 0). */
     public PromptEncoder(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder encoder, ClipTokenizer.Padding padding) {
+        this(backend, tokenizer, encoder, padding, true);
+    }
+
+    /**
+     * {@code finalNorm}: whether the chosen layer's output goes through the encoder's final LayerNorm
+     * (SD 1.x and 2.x: yes; SDXL's encoders: no, they condition on the raw hidden state).
+     */
+    public PromptEncoder(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder encoder, ClipTokenizer.Padding padding,
+                         boolean finalNorm) {
         this.backend = backend;
         this.tokenizer = tokenizer;
         this.encoder = encoder;
         this.padding = padding;
+        this.finalNorm = finalNorm;
+    }
+
+    /** The encoder's output {@code clipSkip} layers from the end, with or without the final norm. */
+    private Tensor layer(ClipTextEncoder.Output out, int clipSkip) {
+        if (finalNorm) {
+            return encoder.clipSkip(out, clipSkip);
+        }
+        int n = out.hiddenStates().size() - 1;
+        if (clipSkip < 1 || clipSkip > n) {
+            throw new IllegalArgumentException("clip skip must be 1.." + n + ", got " + clipSkip);
+        }
+        return out.hiddenStates().get(n + 1 - clipSkip);
     }
 
     public Encoded encode(String prompt, int clipSkip, Emphasis emphasis) {
@@ -68,12 +91,12 @@ public final class PromptEncoder {
             if (pooled == null) {
                 pooled = out.projected() != null ? out.projected() : out.pooled();
             }
-            Tensor z = encoder.clipSkip(out, clipSkip);
+            Tensor z = layer(out, clipSkip);
             double[] w = chunk.multipliers();
             if (emphasis == Emphasis.RELATIVE_TO_EMPTY && Arrays.stream(w).anyMatch(v -> v != 1)) {
                 if (empty == null) {
                     int[] e = ClipTokenizer.pad(new int[0], padding);
-                    empty = encoder.clipSkip(encoder.encode(new int[][] {e}), clipSkip);
+                    empty = layer(encoder.encode(new int[][] {e}), clipSkip);
                 }
                 z = relativeToEmpty(z, empty, w);
             } else if (emphasis == Emphasis.ORIGINAL || emphasis == Emphasis.NO_NORM) {

@@ -55,6 +55,128 @@ public final class UNet {
                     2048, true, 2816);
         }
 
+        /** The SDXL refiner ({@code sd_xl_refiner.yaml}): 384 channels, four levels, OpenCLIP bigG context, aesthetic score. */
+        public static Config sdxlRefiner() {
+            return new Config(4, 4, 384, new int[] {4, 2}, 2, new int[] {1, 2, 4, 4}, -1, 64, new int[] {4, 4, 4, 4}, 4,
+                    1280, true, 2560);
+        }
+
+        /**
+         * Every parameter of a UNet of this configuration, by its name in the LDM/SGM tree (without the
+         * {@code model.diffusion_model.} prefix), with its shape, in the order the network uses them:
+         * what a checkpoint of this configuration holds.
+         */
+        public java.util.Map<String, int[]> parameterShapes() {
+            java.util.Map<String, int[]> m = new java.util.LinkedHashMap<>();
+            int time = 4 * modelChannels;
+            linearShape(m, "time_embed.0", time, modelChannels);
+            linearShape(m, "time_embed.2", time, time);
+            if (admInChannels > 0) {
+                linearShape(m, "label_emb.0.0", time, admInChannels);
+                linearShape(m, "label_emb.0.2", time, time);
+            }
+            convShape(m, "input_blocks.0.0", modelChannels, inChannels, 3);
+            Deque<Integer> skips = new ArrayDeque<>();
+            skips.push(modelChannels);
+            int ch = modelChannels;
+            int block = 1;
+            int ds = 1;
+            for (int level = 0; level < channelMult.length; level++) {
+                int out = channelMult[level] * modelChannels;
+                for (int r = 0; r < numResBlocks; r++, block++) {
+                    resShape(m, "input_blocks." + block + ".0", ch, out, time);
+                    ch = out;
+                    if (attentionAt(ds, level)) {
+                        transformerShape(m, "input_blocks." + block + ".1", ch, transformerDepth[level]);
+                    }
+                    skips.push(ch);
+                }
+                if (level != channelMult.length - 1) {
+                    convShape(m, "input_blocks." + block++ + ".0.op", ch, ch, 3);
+                    skips.push(ch);
+                    ds *= 2;
+                }
+            }
+            resShape(m, "middle_block.0", ch, ch, time);
+            transformerShape(m, "middle_block.1", ch, middleDepth);
+            resShape(m, "middle_block.2", ch, ch, time);
+            int o = 0;
+            for (int level = channelMult.length - 1; level >= 0; level--) {
+                int out = channelMult[level] * modelChannels;
+                for (int r = 0; r <= numResBlocks; r++, o++) {
+                    resShape(m, "output_blocks." + o + ".0", ch + skips.pop(), out, time);
+                    ch = out;
+                    int k = 1;
+                    if (attentionAt(ds, level)) {
+                        transformerShape(m, "output_blocks." + o + ".1", ch, transformerDepth[level]);
+                        k = 2;
+                    }
+                    if (level > 0 && r == numResBlocks) {
+                        convShape(m, "output_blocks." + o + "." + k + ".conv", ch, ch, 3);
+                        ds /= 2;
+                    }
+                }
+            }
+            m.put("out.0.weight", new int[] {ch});
+            m.put("out.0.bias", new int[] {ch});
+            convShape(m, "out.2", outChannels, ch, 3);
+            return m;
+        }
+
+        private static void linearShape(java.util.Map<String, int[]> m, String p, int out, int in) {
+            m.put(p + ".weight", new int[] {out, in});
+            m.put(p + ".bias", new int[] {out});
+        }
+
+        private static void convShape(java.util.Map<String, int[]> m, String p, int out, int in, int k) {
+            m.put(p + ".weight", new int[] {out, in, k, k});
+            m.put(p + ".bias", new int[] {out});
+        }
+
+        private static void resShape(java.util.Map<String, int[]> m, String p, int in, int out, int time) {
+            m.put(p + ".in_layers.0.weight", new int[] {in});
+            m.put(p + ".in_layers.0.bias", new int[] {in});
+            convShape(m, p + ".in_layers.2", out, in, 3);
+            linearShape(m, p + ".emb_layers.1", out, time);
+            m.put(p + ".out_layers.0.weight", new int[] {out});
+            m.put(p + ".out_layers.0.bias", new int[] {out});
+            convShape(m, p + ".out_layers.3", out, out, 3);
+            if (in != out) {
+                convShape(m, p + ".skip_connection", out, in, 1);
+            }
+        }
+
+        private void transformerShape(java.util.Map<String, int[]> m, String p, int c, int depth) {
+            m.put(p + ".norm.weight", new int[] {c});
+            m.put(p + ".norm.bias", new int[] {c});
+            if (linearProjection) {
+                linearShape(m, p + ".proj_in", c, c);
+            } else {
+                convShape(m, p + ".proj_in", c, c, 1);
+            }
+            for (int d = 0; d < depth; d++) {
+                String t = p + ".transformer_blocks." + d + ".";
+                for (String attn : new String[] {"attn1", "attn2"}) {
+                    int kv = attn.equals("attn1") ? c : contextDim;
+                    m.put(t + attn + ".to_q.weight", new int[] {c, c});
+                    m.put(t + attn + ".to_k.weight", new int[] {c, kv});
+                    m.put(t + attn + ".to_v.weight", new int[] {c, kv});
+                    linearShape(m, t + attn + ".to_out.0", c, c);
+                }
+                linearShape(m, t + "ff.net.0.proj", 8 * c, c);
+                linearShape(m, t + "ff.net.2", c, 4 * c);
+                for (String n : new String[] {"norm1", "norm2", "norm3"}) {
+                    m.put(t + n + ".weight", new int[] {c});
+                    m.put(t + n + ".bias", new int[] {c});
+                }
+            }
+            if (linearProjection) {
+                linearShape(m, p + ".proj_out", c, c);
+            } else {
+                convShape(m, p + ".proj_out", c, c, 1);
+            }
+        }
+
         private boolean attentionAt(int ds, int level) {
             return transformerDepth[level] > 0 && Arrays.stream(attentionResolutions).anyMatch(r -> r == ds);
         }
