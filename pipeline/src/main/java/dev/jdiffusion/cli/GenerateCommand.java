@@ -22,9 +22,9 @@ import javax.imageio.ImageIO;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** txt2img (and img2img with {@code --init-image}; {@link Img2ImgCommand}) with a Stable Diffusion 1.x checkpoint, to PNG files. */
+/** txt2img (and img2img with {@code --init-image}; {@link Img2ImgCommand}) with a Stable Diffusion 1.x, 2.x or XL checkpoint, to PNG files. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images from a prompt with a Stable Diffusion 1.x or 2.x checkpoint (img2img with --init-image).",
+        description = {"Generate images from a prompt with a Stable Diffusion 1.x, 2.x or XL checkpoint (img2img with --init-image).",
             "Without --model it runs the built-in demo model: the exact denoiser of procedurally drawn pictures",
             "(circle, square, triangle, ring, cross in red, green, blue, yellow, orange, purple, white, black),",
             "through the same samplers, CFG, seeds and PNG writer."})
@@ -44,10 +44,10 @@ class GenerateCommand implements Callable<Integer> {
     @Option(names = "--negative-prompt", defaultValue = "", description = "What to keep out of the picture.")
     String negativePrompt;
 
-    @Option(names = "--width", description = "Width in pixels, a multiple of 8 (default 512; img2img: the init image's).")
+    @Option(names = "--width", description = "Width in pixels, a multiple of 8 (default: the model's own, 512 for SD 1.x, 768 for SD 2.x v-models, 1024 for SDXL; img2img: the init image's).")
     Integer width;
 
-    @Option(names = "--height", description = "Height in pixels, a multiple of 8 (default 512; img2img: the init image's).")
+    @Option(names = "--height", description = "Height in pixels, a multiple of 8 (default: the model's own, 512 for SD 1.x, 768 for SD 2.x v-models, 1024 for SDXL; img2img: the init image's).")
     Integer height;
 
     @Option(names = "--steps", defaultValue = "20", description = "Sampling steps (default ${DEFAULT-VALUE}).")
@@ -100,6 +100,40 @@ class GenerateCommand implements Callable<Integer> {
             + "(default: the Lora folder beside the model, else the model's folder).")
     Path loraDir;
 
+    @Option(names = "--refiner", description = "A second checkpoint (an SDXL refiner) that takes over the sampling at "
+            + "--refiner-switch-at and decodes the picture.")
+    Path refiner;
+
+    @Option(names = "--refiner-switch-at", defaultValue = "0.8", description = "The fraction of the schedule after which the "
+            + "refiner takes over (default ${DEFAULT-VALUE}, as A1111).")
+    double refinerSwitchAt;
+
+    @Option(names = "--cfg-rescale", defaultValue = "0", description = "CFG rescale phi in [0, 1] (0.7 is usual for "
+            + "zero-terminal-SNR v-models; default ${DEFAULT-VALUE}: off).")
+    double cfgRescale;
+
+    @Option(names = "--zero-terminal-snr", description = "Sample on the zero-terminal-SNR rescaled schedule (for v-models trained on it).")
+    boolean zeroTerminalSnr;
+
+    @Option(names = "--prediction", description = "What the model predicts, overriding the detection: eps or v.")
+    String prediction;
+
+    @Option(names = "--original-size", description = "SDXL: the original-size conditioning, WxH (default: the image size).")
+    String originalSize;
+
+    @Option(names = "--target-size", description = "SDXL: the target-size conditioning, WxH (default: the image size).")
+    String targetSize;
+
+    @Option(names = "--crop-top-left", description = "SDXL: the crop conditioning, TOP,LEFT (default 0,0).")
+    String cropTopLeft;
+
+    @Option(names = "--aesthetic-score", defaultValue = "6", description = "SDXL refiner: the prompt's aesthetic score (default ${DEFAULT-VALUE}).")
+    double aestheticScore;
+
+    @Option(names = "--negative-aesthetic-score", defaultValue = "2.5", description = "SDXL refiner: the negative prompt's "
+            + "aesthetic score (default ${DEFAULT-VALUE}).")
+    double negativeAestheticScore;
+
     @Option(names = "--tokenizer", description = "Folder with vocab.json and merges.txt (default: beside the model).")
     Path tokenizer;
 
@@ -112,6 +146,62 @@ class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (model != null && !Files.exists(model)) {
+            throw new IllegalArgumentException("no model at " + model);
+        }
+        if (refiner != null && model == null) {
+            throw new IllegalArgumentException("--refiner needs a --model to refine");
+        }
+        if (refiner != null && !Files.exists(refiner)) {
+            throw new IllegalArgumentException("no refiner at " + refiner);
+        }
+        // the options are checked before a model is read (the model's own size is filled in after)
+        GenerationRequest checked = request(512);
+        List<GeneratedImage> images;
+        try (CpuBackend cpu = model == null ? null : new CpuBackend();
+             StableDiffusion sd = model == null ? null : StableDiffusion.load(cpu, model, tokenizer);
+             StableDiffusion ref = refiner == null ? null : StableDiffusion.load(cpu, refiner, tokenizer)) {
+            GenerationRequest request = sd == null || sd.defaultSize() == 512 ? checked : request(sd.defaultSize());
+            int total = request.batchCount();
+            StableDiffusion.ProgressListener listener = p -> {
+                System.err.print("\r" + bar(p, total));
+                if (preview != null) {
+                    GeneratedImage look = p.preview(0);
+                    if (look != null) {
+                        try {
+                            PngWriter.write(look, preview);
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException("cannot write the preview " + preview, e);
+                        }
+                    }
+                }
+                return true;
+            };
+            if (sd == null) {
+                System.out.println("No --model given: using jdiffusion's demo model, the exact denoiser of procedurally drawn"
+                        + " pictures (not Stable Diffusion). Pass --model FILE to run a Stable Diffusion checkpoint.");
+                images = DemoModel.generate(request, listener);
+            } else {
+                if (loraDir != null) {
+                    sd.setLoraFolder(loraDir);
+                }
+                images = sd.generate(request, ref, listener);
+            }
+        }
+        System.err.println();
+        if (preview != null) {
+            Files.deleteIfExists(preview);
+        }
+        for (int i = 0; i < images.size(); i++) {
+            Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
+            PngWriter.write(images.get(i), file);
+            System.out.println(file + " (seed " + images.get(i).seed() + ")");
+        }
+        return 0;
+    }
+
+    /** The request the options describe; {@code defaultSize}: the model's native width and height. */
+    private GenerationRequest request(int defaultSize) throws IOException {
         GenerationRequest.Builder b;
         if (fromPng != null) {
             String text = PngWriter.parameters(fromPng);
@@ -123,10 +213,23 @@ class GenerateCommand implements Callable<Integer> {
             if (prompt == null) {
                 throw new IllegalArgumentException("give a --prompt (or --from-png FILE)");
             }
-            b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width == null ? 512 : width,
-                            height == null ? 512 : height)
+            b = GenerationRequest.builder(prompt).negativePrompt(negativePrompt).size(width == null ? defaultSize : width,
+                            height == null ? defaultSize : height)
                     .steps(steps).cfgScale(cfgScale).seed(seed).sampler(sampler).scheduler(scheduler)
-                    .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng));
+                    .batch(batchSize, batchCount).clipSkip(clipSkip).rng(SeededNoise.Generator.named(rng))
+                    .cfgRescale(cfgRescale).zeroTerminalSnr(zeroTerminalSnr).refinerSwitchAt(refinerSwitchAt);
+            if (prediction != null) {
+                b.prediction(switch (prediction.strip().toLowerCase(java.util.Locale.ROOT)) {
+                    case "eps", "epsilon" -> dev.jdiffusion.samplers.DiffusionModel.Parameterization.EPSILON;
+                    case "v", "v-prediction", "v_prediction" -> dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION;
+                    default -> throw new IllegalArgumentException("--prediction must be eps or v, got \"" + prediction + "\"");
+                });
+            }
+            int[] original = pair(originalSize, "x", "--original-size", new int[] {0, 0});
+            int[] target = pair(targetSize, "x", "--target-size", new int[] {0, 0});
+            int[] crop = pair(cropTopLeft, ",", "--crop-top-left", new int[] {0, 0});
+            b.sdxl(new GenerationRequest.SdxlConditioning(original[0], original[1], crop[0], crop[1], target[0], target[1],
+                    aestheticScore, negativeAestheticScore));
         }
         b.emphasis(PromptEncoder.Emphasis.named(emphasis)).strengthRule(StrengthRule.named(strengthRule)).streamPerBatch(noisePerBatch);
         if (initImage != null) {
@@ -145,48 +248,27 @@ class GenerateCommand implements Callable<Integer> {
             }
             b.initImage(rgb(img, w, h), strength);
         }
-        GenerationRequest request = b.build();
-        int total = request.batchCount();
-        StableDiffusion.ProgressListener listener = p -> {
-            System.err.print("\r" + bar(p, total));
-            if (preview != null) {
-                GeneratedImage look = p.preview(0);
-                if (look != null) {
-                    try {
-                        PngWriter.write(look, preview);
-                    } catch (IOException e) {
-                        throw new java.io.UncheckedIOException("cannot write the preview " + preview, e);
-                    }
+        return b.build();
+    }
+
+    /** "AxB" (or "A,B") as two non-negative numbers; {@code otherwise} when not given. */
+    static int[] pair(String text, String separator, String option, int[] otherwise) {
+        if (text == null) {
+            return otherwise;
+        }
+        String[] parts = text.strip().split(java.util.regex.Pattern.quote(separator));
+        try {
+            if (parts.length == 2) {
+                int a = Integer.parseInt(parts[0].strip());
+                int c = Integer.parseInt(parts[1].strip());
+                if (a >= 0 && c >= 0) {
+                    return new int[] {a, c};
                 }
             }
-            return true;
-        };
-        List<GeneratedImage> images;
-        if (model == null) {
-            System.out.println("No --model given: using jdiffusion's demo model, the exact denoiser of procedurally drawn"
-                    + " pictures (not Stable Diffusion). Pass --model FILE to run a Stable Diffusion checkpoint.");
-            images = DemoModel.generate(request, listener);
-        } else {
-            if (!Files.exists(model)) {
-                throw new IllegalArgumentException("no model at " + model);
-            }
-            try (CpuBackend cpu = new CpuBackend(); StableDiffusion sd = StableDiffusion.load(cpu, model, tokenizer)) {
-                if (loraDir != null) {
-                    sd.setLoraFolder(loraDir);
-                }
-                images = sd.generate(request, listener);
-            }
+        } catch (NumberFormatException e) {
+            // reported below
         }
-        System.err.println();
-        if (preview != null) {
-            Files.deleteIfExists(preview);
-        }
-        for (int i = 0; i < images.size(); i++) {
-            Path file = freeName(output, images.size() > 1 ? i + 1 : 0);
-            PngWriter.write(images.get(i), file);
-            System.out.println(file + " (seed " + images.get(i).seed() + ")");
-        }
-        return 0;
+        throw new IllegalArgumentException(option + " takes two non-negative numbers as A" + separator + "B, got \"" + text + "\"");
     }
 
     /** An image file, or an exception that names it. */

@@ -39,6 +39,10 @@ final class GenerationLoop {
 
         /** Item i of a batch of latents as 8-bit RGB. */
         byte[] pixels(double[] latent, int item);
+
+        /** Called before each run of the batch samples. */
+        default void startRun() {
+        }
     }
 
     private GenerationLoop() {
@@ -69,6 +73,7 @@ final class GenerationLoop {
         List<GeneratedImage> images = new ArrayList<>();
         for (int run = 0; run < r.batchCount(); run++) {
             long firstSeed = base + (long) run * b;
+            model.startRun();
             NoiseSource noise = BatchNoise.of(r, firstSeed, b, per);
             double[] x = noise.next(0, 0);
             for (int i = 0; i < x.length; i++) {
@@ -78,7 +83,7 @@ final class GenerationLoop {
             double[] latent = x;
             if (sigmas.length > 0) {
                 GuidedDenoiser denoiser = new CfgDenoiser(new PromptsAtEvaluation(model, negative, prompts),
-                        r.cfgScale() * sampler.cfgScaleMultiplier(), weights);
+                        r.cfgScale() * sampler.cfgScaleMultiplier(), weights, r.cfgRescale(), per);
                 int total = sigmas.length - 1;
                 int runIndex = run;
                 int pw = r.width() / model.previewScale();

@@ -1,6 +1,7 @@
 package dev.jdiffusion.pipeline;
 
 import dev.jdiffusion.core.model.PromptEncoder;
+import dev.jdiffusion.samplers.DiffusionModel;
 import dev.jdiffusion.samplers.SeededNoise;
 
 /**
@@ -8,12 +9,37 @@ import dev.jdiffusion.samplers.SeededNoise;
  * in the results); image i of a request gets seed + i and its own noise stream, so an image does not
  * change with the batch size ({@code streamPerBatch}: ComfyUI's way instead, one stream for the whole
  * batch seeded with the batch's first seed). {@code initImage} (8-bit RGB, NCHW, width × height) makes it img2img.
+ * {@code cfgRescale} φ rescales the guidance (Lin et al.; 0: off); {@code zeroTerminalSnr} samples on
+ * the zero-terminal-SNR rescaled schedule; {@code prediction} overrides what the model is taken to
+ * predict (null: as detected). {@code sdxl} holds SDXL's size, crop and aesthetic-score conditioning;
+ * {@code refinerSwitchAt} is the fraction of the steps after which a refiner, when one is given, takes over.
  * Build one with {@link #builder(String)}; every value is checked when it is built.
  */
 public record GenerationRequest(String prompt, String negativePrompt, int width, int height, int steps, double cfgScale,
                                 String sampler, String scheduler, long seed, int batchSize, int batchCount, int clipSkip,
                                 SeededNoise.Generator rng, PromptEncoder.Emphasis emphasis, byte[] initImage,
-                                double denoisingStrength, StrengthRule strengthRule, boolean streamPerBatch) {
+                                double denoisingStrength, StrengthRule strengthRule, boolean streamPerBatch,
+                                double cfgRescale, boolean zeroTerminalSnr, DiffusionModel.Parameterization prediction,
+                                SdxlConditioning sdxl, double refinerSwitchAt) {
+    /**
+     * SDXL's micro-conditioning (generative-models' defaults): the original size and the target size
+     * (0: the image's width and height, as A1111 and ComfyUI use), the crop's top-left corner, and the
+     * refiner's aesthetic scores for the prompt and the negative prompt (A1111's 6 and 2.5).
+     */
+    public record SdxlConditioning(int originalWidth, int originalHeight, int cropTop, int cropLeft, int targetWidth,
+                                   int targetHeight, double aestheticScore, double negativeAestheticScore) {
+        public static final SdxlConditioning DEFAULT = new SdxlConditioning(0, 0, 0, 0, 0, 0, 6.0, 2.5);
+
+        public SdxlConditioning {
+            if (originalWidth < 0 || originalHeight < 0 || cropTop < 0 || cropLeft < 0 || targetWidth < 0 || targetHeight < 0) {
+                throw new IllegalArgumentException("SDXL sizes and crop coordinates must be >= 0 (0: the image size)");
+            }
+            if (!Double.isFinite(aestheticScore) || !Double.isFinite(negativeAestheticScore)) {
+                throw new IllegalArgumentException("aesthetic scores must be finite numbers");
+            }
+        }
+    }
+
     public GenerationRequest {
         if (prompt == null || negativePrompt == null) {
             throw new IllegalArgumentException("prompt and negative prompt must not be null (use \"\")");
@@ -42,6 +68,15 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
         }
         if (!(denoisingStrength >= 0 && denoisingStrength <= 1)) {
             throw new IllegalArgumentException("denoising strength must be in [0, 1], got " + denoisingStrength);
+        }
+        if (!(cfgRescale >= 0 && cfgRescale <= 1)) {
+            throw new IllegalArgumentException("CFG rescale must be in [0, 1], got " + cfgRescale);
+        }
+        if (sdxl == null) {
+            throw new IllegalArgumentException("SDXL conditioning must be given (SdxlConditioning.DEFAULT)");
+        }
+        if (!(refinerSwitchAt > 0 && refinerSwitchAt <= 1)) {
+            throw new IllegalArgumentException("refiner switch-at must be in (0, 1], got " + refinerSwitchAt);
         }
         if (initImage != null && initImage.length != 3 * width * height) {
             throw new IllegalArgumentException("the init image has " + initImage.length + " bytes; an RGB image of " + width
@@ -78,6 +113,11 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
         private double denoisingStrength = 0.75;
         private StrengthRule strengthRule = StrengthRule.A1111;
         private boolean streamPerBatch;
+        private double cfgRescale;
+        private boolean zeroTerminalSnr;
+        private DiffusionModel.Parameterization prediction;
+        private SdxlConditioning sdxl = SdxlConditioning.DEFAULT;
+        private double refinerSwitchAt = 0.8;
 
         private Builder(String prompt) {
             this.prompt = prompt;
@@ -98,10 +138,16 @@ public record GenerationRequest(String prompt, String negativePrompt, int width,
         public Builder initImage(byte[] rgb, double strength) { initImage = rgb; denoisingStrength = strength; return this; }
         public Builder strengthRule(StrengthRule v) { strengthRule = v; return this; }
         public Builder streamPerBatch(boolean v) { streamPerBatch = v; return this; }
+        public Builder cfgRescale(double v) { cfgRescale = v; return this; }
+        public Builder zeroTerminalSnr(boolean v) { zeroTerminalSnr = v; return this; }
+        public Builder prediction(DiffusionModel.Parameterization v) { prediction = v; return this; }
+        public Builder sdxl(SdxlConditioning v) { sdxl = v; return this; }
+        public Builder refinerSwitchAt(double v) { refinerSwitchAt = v; return this; }
 
         public GenerationRequest build() {
             return new GenerationRequest(prompt, negativePrompt, width, height, steps, cfgScale, sampler, scheduler, seed,
-                    batchSize, batchCount, clipSkip, rng, emphasis, initImage, denoisingStrength, strengthRule, streamPerBatch);
+                    batchSize, batchCount, clipSkip, rng, emphasis, initImage, denoisingStrength, strengthRule, streamPerBatch,
+                    cfgRescale, zeroTerminalSnr, prediction, sdxl, refinerSwitchAt);
         }
     }
 }

@@ -47,6 +47,16 @@ public final class InfoText {
             default -> {
             }
         }
+        if (r.cfgRescale() > 0) {
+            kv.put("CFG Rescale phi", number(r.cfgRescale()));
+        }
+        if (r.zeroTerminalSnr()) {
+            kv.put("Noise Schedule", "Zero Terminal SNR");
+        }
+        if (r.prediction() != null) {
+            kv.put("Prediction", r.prediction() == dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION
+                    ? "v" : "eps");
+        }
         kv.putAll(extra);
         StringBuilder b = new StringBuilder(r.prompt());
         if (!r.negativePrompt().isEmpty()) {
@@ -144,6 +154,12 @@ public final class InfoText {
             if (p.get("Clip skip") != null) {
                 b.clipSkip(Integer.parseInt(p.get("Clip skip")));
             }
+            if (p.get("CFG Rescale phi") != null) {
+                b.cfgRescale(Double.parseDouble(p.get("CFG Rescale phi")));
+            }
+            if (p.get("Refiner switch at") != null) {
+                b.refinerSwitchAt(Double.parseDouble(p.get("Refiner switch at")));
+            }
         } catch (NumberFormatException | ArrayIndexOutOfBoundsException e) {
             throw new IllegalArgumentException("unreadable parameters: " + p.values() + " (" + e.getMessage() + ")", e);
         }
@@ -156,6 +172,11 @@ public final class InfoText {
         }
         if (p.get("Schedule type") != null) {
             b.scheduler(p.get("Schedule type"));
+        }
+        b.zeroTerminalSnr("Zero Terminal SNR".equals(p.get("Noise Schedule")));
+        if (p.get("Prediction") != null) {
+            b.prediction(p.get("Prediction").equals("v") ? dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION
+                    : dev.jdiffusion.samplers.DiffusionModel.Parameterization.EPSILON);
         }
         if (p.get("RNG") != null) {
             b.rng(switch (p.get("RNG")) {

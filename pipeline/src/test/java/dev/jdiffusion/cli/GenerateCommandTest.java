@@ -41,6 +41,15 @@ class GenerateCommandTest {
                 model.toString(), "--output", out).length() > 0);
         assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--output", out).contains("model.safetensors"),
                 "an unreadable model names itself");
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--prediction", "x0", "--output", out)
+                .contains("--prediction must be eps or v"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--cfg-rescale", "2", "--output", out)
+                .contains("CFG rescale"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--original-size", "1024", "--output", out)
+                .contains("--original-size takes two non-negative numbers"));
+        assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--refiner-switch-at", "0", "--output", out)
+                .contains("switch-at"));
+        assertTrue(fails(dir, "--prompt", "x", "--refiner", model.toString(), "--output", out).contains("--refiner needs a --model"));
     }
 
     @Test

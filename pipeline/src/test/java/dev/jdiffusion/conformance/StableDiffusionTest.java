@@ -297,44 +297,6 @@ class StableDiffusionTest {
     }
 
     /** A random OpenCLIP text tower in SD 2.x single-file naming: width 96 (the sd2-tiny UNet's context), 3 layers, 6 heads. */
-    private static Map<String, Tensor> openClip(long seed) {
-        java.util.Random r = new java.util.Random(seed);
-        Map<String, Tensor> w = new java.util.HashMap<>();
-        int d = 96;
-        java.util.function.BiConsumer<String, int[]> put = (k, shape) -> {
-            int n = 1;
-            for (int x : shape) {
-                n *= x;
-            }
-            float[] f = new float[n];
-            boolean norm = k.contains("ln_") && k.endsWith("weight");
-            for (int i = 0; i < n; i++) {
-                f[i] = (float) (norm ? 1 + 0.1 * r.nextGaussian() : r.nextGaussian() / Math.sqrt(shape.length > 1 ? shape[1] : d));
-            }
-            w.put("cond_stage_model.model." + k, Tensor.of(f, shape));
-        };
-        put.accept("token_embedding.weight", new int[] {49408, d});
-        put.accept("positional_embedding", new int[] {77, d});
-        for (int l = 0; l < 3; l++) {
-            String b = "transformer.resblocks." + l + ".";
-            put.accept(b + "ln_1.weight", new int[] {d});
-            put.accept(b + "ln_1.bias", new int[] {d});
-            put.accept(b + "attn.in_proj_weight", new int[] {3 * d, d});
-            put.accept(b + "attn.in_proj_bias", new int[] {3 * d});
-            put.accept(b + "attn.out_proj.weight", new int[] {d, d});
-            put.accept(b + "attn.out_proj.bias", new int[] {d});
-            put.accept(b + "ln_2.weight", new int[] {d});
-            put.accept(b + "ln_2.bias", new int[] {d});
-            put.accept(b + "mlp.c_fc.weight", new int[] {4 * d, d});
-            put.accept(b + "mlp.c_fc.bias", new int[] {4 * d});
-            put.accept(b + "mlp.c_proj.weight", new int[] {d, 4 * d});
-            put.accept(b + "mlp.c_proj.bias", new int[] {d});
-        }
-        put.accept("ln_final.weight", new int[] {d});
-        put.accept("ln_final.bias", new int[] {d});
-        return w;
-    }
-
     @Test
     void anSd2ModelPadsWithZeroConditionsOnThePenultimateLayerAndPredictsAsItsFamilySays() throws Exception {
         Path root = Cases.root();
@@ -342,7 +304,7 @@ class StableDiffusionTest {
         try (CpuBackend cpu = new CpuBackend(2);
              SafetensorsFile unetW = SafetensorsFile.open(root.resolve("unet/sd2-tiny/model.safetensors"));
              SafetensorsFile vaeW = SafetensorsFile.open(root.resolve("vae/tiny-ch32-mult12-rb1/weights.safetensors"))) {
-            Map<String, Tensor> w = openClip(3);
+            Map<String, Tensor> w = new java.util.HashMap<>(RandomWeights.openClip("cond_stage_model.model.", 96, 3, 0, 3));
             w.putAll(Cases.tensors(unetW));
             w.putAll(Cases.tensors(vaeW));
             UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
@@ -365,10 +327,31 @@ class StableDiffusionTest {
                     StableDiffusion.ProgressListener.NONE).get(0).rgb()), "a larger clip skip goes deeper");
             // the SD 1.x conventions on the same networks give another picture (end-token padding, last layer)
             StableDiffusion asSd1 = StableDiffusion.of(cpu, tok, w, te, cfg, DiscreteSchedule.stableDiffusion(), "x",
-                    new StableDiffusion.Family("test", ClipTokenizer.Padding.END_OF_TEXT, 2,
-                            dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION));
+                    new StableDiffusion.Family("test", StableDiffusion.Family.Kind.SD, ClipTokenizer.Padding.END_OF_TEXT, 2,
+                            dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION, 0));
             assertTrue(!java.util.Arrays.equals(vImage, asSd1.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb()),
                     "zero padding is used");
+            // the request's prediction overrides the family's, and is written down
+            List<GeneratedImage> asEps = v.generate(cat().steps(4).sampler("Euler")
+                    .prediction(dev.jdiffusion.samplers.DiffusionModel.Parameterization.EPSILON).build(),
+                    StableDiffusion.ProgressListener.NONE);
+            assertArrayEquals(eps.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb(), asEps.get(0).rgb());
+            assertTrue(asEps.get(0).parameters().contains("Prediction: eps"), asEps.get(0).parameters());
+            // a text encoder saved without its last layer (diffusers' SD 2.x) conditions as the whole one
+            Map<String, Tensor> cut = new java.util.HashMap<>(w);
+            cut.keySet().removeIf(k -> k.startsWith("cond_stage_model.model.transformer.resblocks.2."));
+            StableDiffusion dropped = StableDiffusion.of(cpu, tok, cut, te, cfg, DiscreteSchedule.stableDiffusion(), "sd2-tiny-v",
+                    StableDiffusion.Family.sd2(dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION)
+                            .withDroppedLayers(1));
+            assertArrayEquals(vImage, dropped.generate(req, StableDiffusion.ProgressListener.NONE).get(0).rgb());
+            // zero-terminal SNR and CFG rescale change the picture and are written down as A1111 writes them
+            GeneratedImage zt = v.generate(cat().steps(4).sampler("Euler").zeroTerminalSnr(true).cfgRescale(0.7).build(),
+                    StableDiffusion.ProgressListener.NONE).get(0);
+            assertTrue(zt.parameters().contains("CFG Rescale phi: 0.7, Noise Schedule: Zero Terminal SNR"), zt.parameters());
+            assertTrue(!java.util.Arrays.equals(vImage, zt.rgb()));
+            GeneratedImage rescaled = v.generate(cat().steps(4).sampler("Euler").cfgRescale(0.7).build(),
+                    StableDiffusion.ProgressListener.NONE).get(0);
+            assertTrue(!java.util.Arrays.equals(vImage, rescaled.rgb()) && !java.util.Arrays.equals(zt.rgb(), rescaled.rgb()));
         }
     }
 

@@ -98,6 +98,16 @@ class UNetConformanceTest {
                 for (String weights : new String[] {"model.safetensors", "model-fp16.safetensors"}) {
                     boolean half = weights.contains("fp16");
                     try (SafetensorsFile w = SafetensorsFile.open(dir.resolve(weights))) {
+                        // the configuration's parameter list is exactly the file's
+                        Map<String, String> expected = new java.util.TreeMap<>();
+                        cfg.parameterShapes().forEach((k, v) -> expected.put("model.diffusion_model." + k,
+                                java.util.Arrays.toString(v)));
+                        Map<String, String> actual = new java.util.TreeMap<>();
+                        w.tensors().forEach((k, v) -> actual.put(k, java.util.Arrays.toString(
+                                java.util.Arrays.stream(v.shape()).mapToInt(Math::toIntExact).toArray())));
+                        if (!expected.equals(actual)) {
+                            c.fail(weights + ": parameter list differs from UNet.Config.parameterShapes()");
+                        }
                         UNet unet = UNet.load(CPU, Cases.tensors(w), "model.diffusion_model.", cfg);
                         Map<String, Tensor> seen = new HashMap<>();
                         Tensor eps = unet.forward(x, ts, context, y, half ? null : seen::put);

@@ -25,12 +25,14 @@ class InfoTextTest {
         assertEquals(dev.jdiffusion.samplers.SeededNoise.Generator.TORCH_CPU, r.rng());
         // what jdiffusion writes comes back as the same request
         GenerationRequest mine = GenerationRequest.builder("a, b: c").negativePrompt("x").size(512, 640).steps(12).cfgScale(5)
-                .sampler("Euler").scheduler("Exponential").seed(77).clipSkip(2).build();
+                .sampler("Euler").scheduler("Exponential").seed(77).clipSkip(2).cfgRescale(0.7).zeroTerminalSnr(true)
+                .prediction(dev.jdiffusion.samplers.DiffusionModel.Parameterization.V_PREDICTION).build();
         GenerationRequest back = InfoText.toRequest(InfoText.parse(InfoText.format(mine, 77, "Euler", "Exponential", "m", java.util.Map.of())))
                 .build();
         assertEquals(mine, new GenerationRequest(back.prompt(), back.negativePrompt(), back.width(), back.height(), back.steps(),
                 back.cfgScale(), back.sampler(), back.scheduler(), back.seed(), 1, 1, back.clipSkip(), mine.rng(),
-                mine.emphasis(), null, mine.denoisingStrength(), mine.strengthRule(), false));
+                mine.emphasis(), null, mine.denoisingStrength(), mine.strengthRule(), false, back.cfgRescale(),
+                back.zeroTerminalSnr(), back.prediction(), mine.sdxl(), back.refinerSwitchAt()));
         // a prompt without a parameters line is all prompt
         assertEquals("just words, nothing else", InfoText.parse("just words, nothing else").prompt());
     }
