@@ -67,12 +67,14 @@ public final class PeakReport {
         for (RunResult r : results) {
             String label = r.getParams().getBenchmark();
             String method = label.substring(label.lastIndexOf('.') + 1);
-            if (label.startsWith(ModelBenchmark.class.getName())) {
+            boolean sdxl = label.startsWith(SdxlBenchmark.class.getName());
+            if (sdxl || label.startsWith(ModelBenchmark.class.getName())) {
                 // seconds per operation on every core
                 int cores = Runtime.getRuntime().availableProcessors();
-                double gflops = ModelBenchmark.flops(method) / r.getPrimaryResult().getScore() / 1e9;
+                double flops = sdxl ? SdxlBenchmark.flops() : ModelBenchmark.flops(method);
+                double gflops = flops / r.getPrimaryResult().getScore() / 1e9;
                 lines.add(String.format("%-30s %7d %10.1f %8.0f%%   (%.2f s/op, %.1f GFLOP)", method, cores, gflops,
-                        100 * gflops / peak[Math.min(2, cores)], r.getPrimaryResult().getScore(), ModelBenchmark.flops(method) / 1e9));
+                        100 * gflops / peak[Math.min(2, cores)], r.getPrimaryResult().getScore(), flops / 1e9));
                 continue;
             }
             if (!label.startsWith(KernelBenchmark.class.getName())) {

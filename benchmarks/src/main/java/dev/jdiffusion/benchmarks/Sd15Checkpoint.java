@@ -34,20 +34,39 @@ public final class Sd15Checkpoint {
     private Sd15Checkpoint() {
     }
 
-    /** Every tensor name of the checkpoint with its shape, in file order. */
-    public static Map<String, long[]> shapes() {
-        return shapes(false);
+    /** The layouts the generator writes: SD 1.5, SD 2.1 ({@link Sd21Checkpoint}), SDXL base ({@link SdxlCheckpoint}). */
+    enum Layout {
+        SD15("sd15"), SD21("sd21"), SDXL("sdxl");
+
+        final String id;
+
+        Layout(String id) {
+            this.id = id;
+        }
     }
 
-    /** The SD 1.5 layout, or with {@code sd21} the SD 2.1 one ({@link Sd21Checkpoint}). */
-    static Map<String, long[]> shapes(boolean sd21) {
+    /** Every tensor name of the checkpoint with its shape, in file order. */
+    public static Map<String, long[]> shapes() {
+        return shapes(Layout.SD15);
+    }
+
+    static Map<String, long[]> shapes(Layout layout) {
         Map<String, long[]> m = new LinkedHashMap<>();
-        unet(m, sd21);
+        if (layout == Layout.SDXL) {
+            // the UNet's parameters as the configuration lists them; no schedule buffers (SGM files have none)
+            dev.jdiffusion.core.model.UNet.Config.sdxl().parameterShapes().forEach((k, v) ->
+                    put(m, UNET + k, java.util.Arrays.stream(v).asLongStream().toArray()));
+            vae(m);
+            clip(m, SdxlCheckpoint.CLIP_L);
+            openClip(m, SdxlCheckpoint.BIG_G, 1280, 32);
+            return m;
+        }
+        unet(m, layout == Layout.SD21);
         vae(m);
-        if (sd21) {
-            openClip(m);
+        if (layout == Layout.SD21) {
+            openClip(m, Sd21Checkpoint.TEXT, 1024, 24);
         } else {
-            clip(m);
+            clip(m, CLIP);
         }
         for (String b : SCHEDULE_BUFFERS) {
             m.put(b, new long[] {1000});
@@ -237,12 +256,12 @@ public final class Sd15Checkpoint {
 
     // ---- CLIP ViT-L/14 text encoder: width 768, 12 layers, 49408 tokens, 77 positions
 
-    private static void clip(Map<String, long[]> m) {
-        put(m, CLIP + "embeddings.position_ids", 1, 77);
-        put(m, CLIP + "embeddings.token_embedding.weight", 49408, 768);
-        put(m, CLIP + "embeddings.position_embedding.weight", 77, 768);
+    private static void clip(Map<String, long[]> m, String clip) {
+        put(m, clip + "embeddings.position_ids", 1, 77);
+        put(m, clip + "embeddings.token_embedding.weight", 49408, 768);
+        put(m, clip + "embeddings.position_embedding.weight", 77, 768);
         for (int l = 0; l < 12; l++) {
-            String p = CLIP + "encoder.layers." + l + ".";
+            String p = clip + "encoder.layers." + l + ".";
             for (String x : new String[] {"k_proj", "v_proj", "q_proj", "out_proj"}) {
                 linear(m, p + "self_attn." + x, 768, 768, true);
             }
@@ -251,37 +270,36 @@ public final class Sd15Checkpoint {
             linear(m, p + "mlp.fc2", 768, 3072, true);
             norm(m, p + "layer_norm2", 768);
         }
-        norm(m, CLIP + "final_layer_norm", 768);
+        norm(m, clip + "final_layer_norm", 768);
     }
 
-    // ---- OpenCLIP ViT-H/14 text tower (SD 2.x): width 1024, 24 layers, fused q/k/v, under cond_stage_model.model.
+    // ---- OpenCLIP text towers: ViT-H/14 (SD 2.x, width 1024, 24 layers), bigG/14 (SDXL, 1280, 32); fused q/k/v
 
-    private static void openClip(Map<String, long[]> m) {
-        String t = Sd21Checkpoint.TEXT;
-        put(m, t + "positional_embedding", 77, 1024);
-        put(m, t + "text_projection", 1024, 1024);
-        put(m, t + "token_embedding.weight", 49408, 1024);
-        for (int l = 0; l < 24; l++) {
+    private static void openClip(Map<String, long[]> m, String t, int d, int layers) {
+        put(m, t + "positional_embedding", 77, d);
+        put(m, t + "text_projection", d, d);
+        put(m, t + "token_embedding.weight", 49408, d);
+        for (int l = 0; l < layers; l++) {
             String p = t + "transformer.resblocks." + l + ".";
-            put(m, p + "attn.in_proj_weight", 3072, 1024);
-            put(m, p + "attn.in_proj_bias", 3072);
-            linear(m, p + "attn.out_proj", 1024, 1024, true);
-            norm(m, p + "ln_1", 1024);
-            norm(m, p + "ln_2", 1024);
-            linear(m, p + "mlp.c_fc", 4096, 1024, true);
-            linear(m, p + "mlp.c_proj", 1024, 4096, true);
+            put(m, p + "attn.in_proj_weight", 3L * d, d);
+            put(m, p + "attn.in_proj_bias", 3L * d);
+            linear(m, p + "attn.out_proj", d, d, true);
+            norm(m, p + "ln_1", d);
+            norm(m, p + "ln_2", d);
+            linear(m, p + "mlp.c_fc", 4L * d, d, true);
+            linear(m, p + "mlp.c_proj", d, 4L * d, true);
         }
-        norm(m, t + "ln_final", 1024);
+        norm(m, t + "ln_final", d);
     }
 
     /** Number of elements of the tensors whose names start with {@code prefix}, {@code position_ids} excluded. */
     public static long parameters(String prefix) {
-        return parameters(prefix, false);
+        return parameters(prefix, Layout.SD15);
     }
 
-    static long parameters(String prefix, boolean sd21) {
+    static long parameters(String prefix, Layout layout) {
         long n = 0;
-        for (Map.Entry<String, long[]> e : shapes(sd21).entrySet()) {
+        for (Map.Entry<String, long[]> e : shapes(layout).entrySet()) {
             if (e.getKey().startsWith(prefix) && !e.getKey().endsWith("position_ids")) {
                 long k = 1;
                 for (long d : e.getValue()) {
@@ -371,23 +389,23 @@ public final class Sd15Checkpoint {
      * people download, F16 for the 2 GB one).
      */
     public static void write(Path target, StoredType floatType, long seed) throws IOException {
-        write(target, floatType, seed, false);
+        write(target, floatType, seed, Layout.SD15);
     }
 
-    static void write(Path target, StoredType floatType, long seed, boolean sd21) throws IOException {
+    static void write(Path target, StoredType floatType, long seed, Layout layout) throws IOException {
         Map<String, StoredTensor> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, long[]> e : shapes(sd21).entrySet()) {
+        for (Map.Entry<String, long[]> e : shapes(layout).entrySet()) {
             String name = e.getKey();
             long[] shape = e.getValue();
             StoredType type = typeOf(name, floatType);
             tensors.put(name, StoredTensor.lazy(type, shape, () -> generate(name, shape, type, seed)));
         }
         SafetensorsWriter.writeStored(target, tensors, Map.of("format", "pt", "jdiffusion.generator",
-                generator(sd21, seed)));
+                generator(layout, seed)));
     }
 
-    private static String generator(boolean sd21, long seed) {
-        return (sd21 ? "sd21" : "sd15") + "-random v" + GENERATOR_VERSION + " seed " + seed;
+    private static String generator(Layout layout, long seed) {
+        return layout.id + "-random v" + GENERATOR_VERSION + " seed " + seed;
     }
 
     /**
@@ -395,22 +413,22 @@ public final class Sd15Checkpoint {
      * missing or was made by another generator version.
      */
     public static Path cached(Path dir, StoredType floatType, long seed) throws IOException {
-        return cached(dir, floatType, seed, false);
+        return cached(dir, floatType, seed, Layout.SD15);
     }
 
-    static Path cached(Path dir, StoredType floatType, long seed, boolean sd21) throws IOException {
+    static Path cached(Path dir, StoredType floatType, long seed, Layout layout) throws IOException {
         Files.createDirectories(dir);
-        Path p = dir.resolve((sd21 ? "sd21" : "sd15") + "-random-" + floatType.name().toLowerCase() + "-" + seed + ".safetensors");
+        Path p = dir.resolve(layout.id + "-random-" + floatType.name().toLowerCase() + "-" + seed + ".safetensors");
         if (Files.exists(p)) {
             try (SafetensorsFile f = SafetensorsFile.open(p)) {
-                if (generator(sd21, seed).equals(f.metadata().get("jdiffusion.generator"))) {
+                if (generator(layout, seed).equals(f.metadata().get("jdiffusion.generator"))) {
                     return p;
                 }
             } catch (IOException | RuntimeException stale) {
                 // fall through and regenerate
             }
         }
-        write(p, floatType, seed, sd21);
+        write(p, floatType, seed, layout);
         return p;
     }
 }

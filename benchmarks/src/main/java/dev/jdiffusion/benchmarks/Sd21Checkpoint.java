@@ -22,16 +22,16 @@ public final class Sd21Checkpoint {
 
     /** Every tensor name with its shape, in file order. */
     public static Map<String, long[]> shapes() {
-        return Sd15Checkpoint.shapes(true);
+        return Sd15Checkpoint.shapes(Sd15Checkpoint.Layout.SD21);
     }
 
     /** Elements of the tensors whose names start with {@code prefix}. */
     public static long parameters(String prefix) {
-        return Sd15Checkpoint.parameters(prefix, true);
+        return Sd15Checkpoint.parameters(prefix, Sd15Checkpoint.Layout.SD21);
     }
 
     /** The checkpoint at {@code dir/sd21-random-<type>-<seed>.safetensors}, written first when missing or stale. */
     public static Path cached(Path dir, StoredType floatType, long seed) throws IOException {
-        return Sd15Checkpoint.cached(dir, floatType, seed, true);
+        return Sd15Checkpoint.cached(dir, floatType, seed, Sd15Checkpoint.Layout.SD21);
     }
 }
