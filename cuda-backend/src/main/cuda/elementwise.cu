@@ -120,8 +120,8 @@ __device__ float block_sum(float v, float* shared) {
 }
 
 // x [rows, d]; gamma/beta [d] or null
-extern "C" __global__ void layer_norm_f32(const float* x, float* y, int d, const void* gamma, const void* beta,
-                                          int wType, float eps) {
+extern "C" __global__ void layer_norm_f32(const float* x, float* y, int d, const void* gamma, int gType,
+                                          const void* beta, int bType, float eps) {
     __shared__ float shared[32];
     const float* row = x + (long) blockIdx.x * d;
     float* out = y + (long) blockIdx.x * d;
@@ -139,10 +139,10 @@ extern "C" __global__ void layer_norm_f32(const float* x, float* y, int d, const
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
         float v = (row[j] - mean) * inv;
         if (gamma != nullptr) {
-            v *= load_w(gamma, j, wType);
+            v *= load_w(gamma, j, gType);
         }
         if (beta != nullptr) {
-            v += load_w(beta, j, wType);
+            v += load_w(beta, j, bType);
         }
         out[j] = v;
     }
@@ -150,7 +150,7 @@ extern "C" __global__ void layer_norm_f32(const float* x, float* y, int d, const
 
 // x [n, c, spatial]; one block per (n, group); gamma/beta [c]
 extern "C" __global__ void group_norm_f32(const float* x, float* y, int c, long spatial, int groups,
-                                          const void* gamma, const void* beta, int wType, float eps, int silu) {
+                                          const void* gamma, int gType, const void* beta, int bType, float eps, int silu) {
     __shared__ float shared[32];
     int per = c / groups;
     int g = blockIdx.x % groups;
@@ -169,7 +169,7 @@ extern "C" __global__ void group_norm_f32(const float* x, float* y, int c, long 
     float inv = rsqrtf(block_sum(ss, shared) / count + eps);
     for (long i = threadIdx.x; i < count; i += blockDim.x) {
         int ch = g * per + (int) (i / spatial);
-        float v = (x[base + i] - mean) * inv * load_w(gamma, ch, wType) + load_w(beta, ch, wType);
+        float v = (x[base + i] - mean) * inv * load_w(gamma, ch, gType) + load_w(beta, ch, bType);
         if (silu) {
             v = v / (1.0f + expf(-v));
         }

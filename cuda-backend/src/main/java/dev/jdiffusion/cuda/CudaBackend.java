@@ -5,20 +5,9 @@ import dev.jdiffusion.core.tensor.DType;
 import dev.jdiffusion.core.tensor.ShapeException;
 import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
-import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 import jcuda.Pointer;
-import jcuda.driver.CUcontext;
-import jcuda.driver.CUdevice;
-import jcuda.driver.CUdeviceptr;
-import jcuda.driver.CUfunction;
-import jcuda.driver.CUmodule;
-import jcuda.driver.CUstream;
-import jcuda.driver.JCudaDriver;
 
 /**
  * The {@link Backend} on an NVIDIA GPU through the CUDA driver API (JCuda), with the project's own
@@ -27,31 +16,26 @@ import jcuda.driver.JCudaDriver;
  * from a {@link DevicePool} (no device allocation per op once a step has run), every op is queued on
  * one stream, and data crosses to the host only in {@link #upload} and {@link #toHost}.
  *
- * <p>Incomplete: the elementwise ops, activations, normalisations, softmax and the layout ops have
- * kernels; {@code matmul}, {@code linear}, {@code conv2d} and {@code attention} (tensor-core GEMM,
- * implicit-GEMM convolution, flash attention) do not yet and throw {@link UnsupportedOperationException},
- * so the pipeline does not offer this backend yet.
+ * <p>Every op has a kernel. The matrix products, the convolution (an implicit GEMM) and attention
+ * (one thread per query with an online softmax, head dims up to 160) are first versions on the CUDA
+ * cores in float32; tensor-core versions are to replace them.
  */
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
     private static final int MAX_BLOCKS = 65535;
-    private static final String[] MODULES = {"elementwise"};
 
-    private final CUcontext context = new CUcontext();
-    private final CUstream stream = new CUstream();
-    private final Map<String, CUfunction> functions = new HashMap<>();
-    private final DevicePool<CUdeviceptr> pool;
-    private final String name;
+    private final Device device;
+    private final DevicePool<Device.Block> pool;
 
     /** Device memory of a tensor: a pooled block, given back on {@link #release()}. */
     static final class DeviceStorage implements Storage {
-        private final CUdeviceptr pointer;
+        private final Device.Block block;
         private final long bytes;
-        private final DevicePool<CUdeviceptr> pool;
+        private final DevicePool<Device.Block> pool;
         private boolean released;
 
-        DeviceStorage(CUdeviceptr pointer, long bytes, DevicePool<CUdeviceptr> pool) {
-            this.pointer = pointer;
+        DeviceStorage(Device.Block block, long bytes, DevicePool<Device.Block> pool) {
+            this.block = block;
             this.bytes = bytes;
             this.pool = pool;
         }
@@ -70,78 +54,42 @@ public final class CudaBackend implements Backend {
         public synchronized void release() {
             if (!released) {
                 released = true;
-                pool.release(pointer);
+                pool.release(block);
             }
         }
     }
 
-    private CudaBackend(int device) {
-        CudaProbe.Result probe = CudaProbe.probe();
-        if (!probe.available()) {
-            throw new IllegalStateException("CUDA is not available: " + probe.reason());
-        }
-        JCudaDriver.setExceptionsEnabled(true);
-        CUdevice dev = new CUdevice();
-        JCudaDriver.cuDeviceGet(dev, device);
-        JCudaDriver.cuDevicePrimaryCtxRetain(context, dev);
-        JCudaDriver.cuCtxSetCurrent(context);
-        JCudaDriver.cuStreamCreate(stream, 0);
+    CudaBackend(Device device) {
+        this.device = device;
         this.pool = new DevicePool<>(new DevicePool.Allocator<>() {
             @Override
-            public CUdeviceptr allocate(long bytes) {
-                CUdeviceptr p = new CUdeviceptr();
-                JCudaDriver.cuMemAlloc(p, bytes);
-                return p;
+            public Device.Block allocate(long bytes) {
+                return device.allocate(bytes);
             }
 
             @Override
-            public void free(CUdeviceptr block) {
-                JCudaDriver.cuMemFree(block);
+            public void free(Device.Block block) {
+                device.free(block);
             }
         });
-        for (String module : MODULES) {
-            load(module);
-        }
-        this.name = "cuda:" + device;
     }
 
     /** The backend on device 0; throws with the reason when no CUDA device can be used. */
     public static CudaBackend open() {
-        return new CudaBackend(0);
-    }
-
-    private void load(String module) {
-        String resource = "/dev/jdiffusion/cuda/ptx/" + module + ".ptx";
-        byte[] ptx;
-        try (InputStream in = CudaBackend.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalStateException("the jar lacks " + resource);
-            }
-            ptx = in.readAllBytes();
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read " + resource + ": " + e.getMessage(), e);
-        }
-        byte[] terminated = Arrays.copyOf(ptx, ptx.length + 1);
-        CUmodule m = new CUmodule();
-        JCudaDriver.cuModuleLoadData(m, terminated);
-        for (String fn : PtxFunctions.entries(new String(ptx, java.nio.charset.StandardCharsets.US_ASCII))) {
-            CUfunction f = new CUfunction();
-            JCudaDriver.cuModuleGetFunction(f, m, fn);
-            functions.put(fn, f);
-        }
+        return new CudaBackend(new JCudaDevice(0));
     }
 
     @Override
     public String name() {
-        return name;
+        return device.name();
     }
 
     // ---- memory ------------------------------------------------------------------------------------
 
     private Tensor allocate(DType dtype, int... shape) {
         long bytes = Math.max(1, numel(shape)) * dtype.byteSize();
-        CUdeviceptr p = pool.acquire(bytes);
-        return new Tensor(new DeviceStorage(p, bytes, pool), dtype, 0, shape.clone(), true);
+        Device.Block block = pool.acquire(bytes);
+        return new Tensor(new DeviceStorage(block, bytes, pool), dtype, 0, shape.clone(), true);
     }
 
     private static long numel(int[] shape) {
@@ -152,11 +100,11 @@ public final class CudaBackend implements Backend {
         return n;
     }
 
-    private static CUdeviceptr pointer(Tensor t) {
+    private static Device.Address pointer(Tensor t) {
         if (!(t.storage() instanceof DeviceStorage d)) {
             throw new IllegalArgumentException("tensor " + Arrays.toString(t.shape()) + " is not in CUDA memory; upload it first");
         }
-        return d.pointer.withByteOffset(t.offset() * t.dtype().byteSize());
+        return new Device.Address(d.block, t.offset() * t.dtype().byteSize());
     }
 
     @Override
@@ -175,8 +123,8 @@ public final class CudaBackend implements Backend {
         } else {
             throw new IllegalArgumentException("cannot upload a tensor stored in " + t.storage().getClass().getSimpleName());
         }
-        JCudaDriver.cuMemcpyHtoDAsync(pointer(d), host, bytes, stream);
-        JCudaDriver.cuStreamSynchronize(stream);
+        device.copyToDevice(pointer(d), host, bytes);
+        device.synchronize();
         return d;
     }
 
@@ -189,38 +137,31 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("only float32 tensors come back to the host, got " + t.dtype());
         }
         float[] out = new float[Math.toIntExact(t.numel())];
-        JCudaDriver.cuStreamSynchronize(stream);
-        JCudaDriver.cuMemcpyDtoH(Pointer.to(out), pointer(t), 4L * out.length);
+        device.copyToHost(Pointer.to(out), pointer(t), 4L * out.length);
         return Tensor.of(out, t.shape());
     }
 
     @Override
     public Tensor zeros(int... shape) {
         Tensor t = allocate(DType.F32, shape);
-        JCudaDriver.cuMemsetD8Async(pointer(t), (byte) 0, 4 * numel(shape), stream);
+        device.zero(pointer(t), 4 * numel(shape));
         return t;
     }
 
     // ---- launching -------------------------------------------------------------------------------
 
     private void launch(String function, int blocks, int threads, Object... args) {
-        CUfunction f = functions.get(function);
-        if (f == null) {
-            throw new IllegalStateException("no kernel " + function + " in the loaded PTX");
+        launchGrid(function, blocks, 1, 1, threads, 0, args);
+    }
+
+    private void launchGrid(String function, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
+        Object[] converted = args.clone();
+        for (int i = 0; i < converted.length; i++) {
+            if (converted[i] == null) {
+                converted[i] = Device.Address.NULL;
+            }
         }
-        Pointer[] params = new Pointer[args.length];
-        for (int i = 0; i < args.length; i++) {
-            params[i] = switch (args[i]) {
-                case null -> Pointer.to(new CUdeviceptr());
-                case CUdeviceptr p -> Pointer.to(p);
-                case Long v -> Pointer.to(new long[] {v});
-                case Integer v -> Pointer.to(new int[] {v});
-                case Float v -> Pointer.to(new float[] {v});
-                case long[] struct -> Pointer.to(struct);
-                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
-            };
-        }
-        JCudaDriver.cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, 0, stream, Pointer.to(params), null);
+        device.launch(function, gx, gy, gz, threads, sharedBytes, converted);
     }
 
     private static int typeCode(Tensor t) {
@@ -315,9 +256,9 @@ public final class CudaBackend implements Backend {
         requireF32(x);
         int d = x.dim(x.rank() - 1);
         Tensor y = allocate(DType.F32, x.shape());
-        int wType = gamma != null ? typeCode(gamma) : beta != null ? typeCode(beta) : 0;
         launch("layer_norm_f32", Math.toIntExact(x.numel() / d), THREADS, pointer(x), pointer(y), d,
-                gamma == null ? null : pointer(gamma), beta == null ? null : pointer(beta), wType, eps);
+                gamma == null ? null : pointer(gamma), gamma == null ? 0 : typeCode(gamma),
+                beta == null ? null : pointer(beta), beta == null ? 0 : typeCode(beta), eps);
         return y;
     }
 
@@ -331,7 +272,7 @@ public final class CudaBackend implements Backend {
         long spatial = x.numel() / ((long) x.dim(0) * c);
         Tensor y = allocate(DType.F32, x.shape());
         launch("group_norm_f32", x.dim(0) * groups, THREADS, pointer(x), pointer(y), c, spatial, groups, pointer(gamma),
-                pointer(beta), typeCode(gamma), eps, silu ? 1 : 0);
+                typeCode(gamma), pointer(beta), typeCode(beta), eps, silu ? 1 : 0);
         return y;
     }
 
@@ -414,11 +355,11 @@ public final class CudaBackend implements Backend {
             }
         }
         Tensor idT = allocate(DType.F32, ids.length); // 4 bytes per id, read as int by the kernel
-        JCudaDriver.cuMemcpyHtoDAsync(pointer(idT), Pointer.to(ids), 4L * ids.length, stream);
+        device.copyToDevice(pointer(idT), Pointer.to(ids), 4L * ids.length);
         Tensor y = allocate(DType.F32, ids.length, d);
         launch("embedding_f32", Layouts.blocks(y.numel(), THREADS, MAX_BLOCKS), THREADS, pointer(table), typeCode(table),
                 pointer(idT), pointer(y), ids.length, d);
-        JCudaDriver.cuStreamSynchronize(stream);
+        device.synchronize();
         idT.storage().release();
         return y;
     }
@@ -432,34 +373,121 @@ public final class CudaBackend implements Backend {
         return y;
     }
 
+    private static final int TILE = 64;
+    private static final int GEMM_THREADS = 256;
+    private static final int ATTENTION_QUERIES = 64;
+    private static final int ATTENTION_KEYS = 32;
+    private static final int ATTENTION_MAX_HEAD_DIM = 160;
+
     @Override
     public Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB) {
-        throw notYet("matmul");
+        if (a.rank() < 2 || b.rank() < 2) {
+            throw new ShapeException("matmul needs matrices, got " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
+        }
+        int ra = a.rank();
+        int rb = b.rank();
+        int m = transA ? a.dim(ra - 1) : a.dim(ra - 2);
+        int ka = transA ? a.dim(ra - 2) : a.dim(ra - 1);
+        int kb = transB ? b.dim(rb - 1) : b.dim(rb - 2);
+        int n = transB ? b.dim(rb - 2) : b.dim(rb - 1);
+        int[] batchA = Arrays.copyOf(a.shape(), ra - 2);
+        int[] batchB = Arrays.copyOf(b.shape(), rb - 2);
+        if (ka != kb || batchA.length > 0 && batchB.length > 0 && !Arrays.equals(batchA, batchB)) {
+            throw new ShapeException("matmul of " + Arrays.toString(a.shape()) + (transA ? "ᵀ" : "") + " and "
+                    + Arrays.toString(b.shape()) + (transB ? "ᵀ" : "") + ": inner sizes or batch axes differ");
+        }
+        int[] batch = batchA.length > 0 ? batchA : batchB;
+        int count = (int) numel(batch);
+        int[] out = Arrays.copyOf(batch, batch.length + 2);
+        out[batch.length] = m;
+        out[batch.length + 1] = n;
+        Tensor c = allocate(DType.F32, out);
+        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), count, GEMM_THREADS, 0,
+                pointer(a), typeCode(a), batchA.length > 0 ? (long) m * ka : 0L, a.dim(ra - 1), transA ? 1 : 0,
+                pointer(b), typeCode(b), batchB.length > 0 ? (long) ka * n : 0L, b.dim(rb - 1), transB ? 1 : 0,
+                pointer(c), (long) m * n, m, n, ka, null, 0);
+        return c;
     }
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        throw notYet("linear");
+        requireF32(x);
+        int k = x.dim(x.rank() - 1);
+        if (weight.rank() != 2 || weight.dim(1) != k || bias != null && (bias.rank() != 1 || bias.dim(0) != weight.dim(0))) {
+            throw new ShapeException("linear of " + Arrays.toString(x.shape()) + " with weight " + Arrays.toString(weight.shape())
+                    + (bias == null ? "" : " and bias " + Arrays.toString(bias.shape())));
+        }
+        int n = weight.dim(0);
+        int m = Math.toIntExact(x.numel() / k);
+        int[] out = x.shape();
+        out[out.length - 1] = n;
+        Tensor y = allocate(DType.F32, out);
+        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), 1, GEMM_THREADS, 0,
+                pointer(x), 0, 0L, k, 0, pointer(weight), typeCode(weight), 0L, k, 1,
+                pointer(y), 0L, m, n, k, bias == null ? null : pointer(bias), bias == null ? 0 : typeCode(bias));
+        return y;
     }
 
     @Override
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
-        throw notYet("conv2d");
+        requireF32(x);
+        if (x.rank() != 4 || weight.rank() != 4 || weight.dim(1) != x.dim(1) || stride < 1 || padding < 0
+                || bias != null && (bias.rank() != 1 || bias.dim(0) != weight.dim(0))) {
+            throw new ShapeException("conv2d of " + Arrays.toString(x.shape()) + " with weight " + Arrays.toString(weight.shape())
+                    + (bias == null ? "" : " and bias " + Arrays.toString(bias.shape())) + ", stride " + stride + ", padding " + padding);
+        }
+        int h = x.dim(2);
+        int w = x.dim(3);
+        int kh = weight.dim(2);
+        int kw = weight.dim(3);
+        int oh = (h + 2 * padding - kh) / stride + 1;
+        int ow = (w + 2 * padding - kw) / stride + 1;
+        if (oh < 1 || ow < 1) {
+            throw new ShapeException("conv2d kernel " + kh + "x" + kw + " does not fit " + Arrays.toString(x.shape())
+                    + " with padding " + padding);
+        }
+        int cout = weight.dim(0);
+        Tensor y = allocate(DType.F32, x.dim(0), cout, oh, ow);
+        launchGrid("conv2d_f32", ceil(oh * ow, TILE), ceil(cout, TILE), x.dim(0), GEMM_THREADS, 0,
+                pointer(x), pointer(weight), typeCode(weight), bias == null ? null : pointer(bias),
+                bias == null ? 0 : typeCode(bias), pointer(y), x.dim(1), h, w, cout, kh, kw, stride, padding, oh, ow);
+        return y;
     }
 
     @Override
     public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, boolean causal) {
-        throw notYet("attention");
+        requireF32(q);
+        requireF32(k);
+        requireF32(v);
+        if (q.rank() != 3 || k.rank() != 3 || !Arrays.equals(k.shape(), v.shape()) || q.dim(0) != k.dim(0)
+                || q.dim(2) != k.dim(2) || heads < 1 || q.dim(2) % heads != 0) {
+            throw new ShapeException("attention of q " + Arrays.toString(q.shape()) + ", k " + Arrays.toString(k.shape())
+                    + ", v " + Arrays.toString(v.shape()) + " with " + heads + " heads");
+        }
+        int d = q.dim(2) / heads;
+        if (d > ATTENTION_MAX_HEAD_DIM) {
+            throw new ShapeException("the CUDA attention kernel takes head dims up to " + ATTENTION_MAX_HEAD_DIM + ", got " + d);
+        }
+        Tensor out = allocate(DType.F32, q.shape());
+        launchGrid("attention_f32", ceil(q.dim(1), ATTENTION_QUERIES), heads, q.dim(0), ATTENTION_QUERIES,
+                2 * ATTENTION_KEYS * d * 4, pointer(q), pointer(k), pointer(v), pointer(out), q.dim(1), k.dim(1), heads, d,
+                (float) (1 / Math.sqrt(d)), causal ? 1 : 0);
+        return out;
     }
 
-    private static UnsupportedOperationException notYet(String op) {
-        return new UnsupportedOperationException(op + " has no CUDA kernel yet; use the CPU backend");
+    private static int ceil(long n, int tile) {
+        return Math.toIntExact(Math.max(1, (n + tile - 1) / tile));
+    }
+
+    /** The pool's device allocations so far (a denoising loop makes its allocations in its first step). */
+    long deviceAllocations() {
+        return pool.allocations();
     }
 
     @Override
     public void close() {
-        JCudaDriver.cuStreamSynchronize(stream);
+        device.synchronize();
         pool.close();
-        JCudaDriver.cuStreamDestroy(stream);
+        device.close();
     }
 }

@@ -133,9 +133,51 @@ class CudaBackendTest {
     }
 
     @Test
-    void theOpsWithoutKernelsSaySo() {
-        Tensor x = gpu.upload(random(14, 2, 3));
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> gpu.matmul(x, x, false, true));
-        assertTrue(e.getMessage().contains("no CUDA kernel yet"), e.getMessage());
+    void matrixProductsInEveryLayout() {
+        Tensor a = random(14, 3, 37, 70);
+        Tensor b = random(15, 3, 70, 45);
+        Tensor at = cpu.permute(a, 0, 2, 1);
+        Tensor bt = cpu.permute(b, 0, 2, 1);
+        close(cpu.matmul(a, b, false, false), gpu.matmul(gpu.upload(a), gpu.upload(b), false, false), 1e-5, "A B");
+        close(cpu.matmul(at, b, true, false), gpu.matmul(gpu.upload(at), gpu.upload(b), true, false), 1e-5, "Aᵀ B");
+        close(cpu.matmul(a, bt, false, true), gpu.matmul(gpu.upload(a), gpu.upload(bt), false, true), 1e-5, "A Bᵀ");
+        close(cpu.matmul(at, bt, true, true), gpu.matmul(gpu.upload(at), gpu.upload(bt), true, true), 1e-5, "Aᵀ Bᵀ");
+        Tensor shared = Tensor.ofHalf(random(16, 70, 45).toFloatArray(), DType.F16, 70, 45);
+        close(cpu.matmul(a, shared, false, false), gpu.matmul(gpu.upload(a), gpu.upload(shared), false, false), 1e-5,
+                "batched A, one F16 B");
+    }
+
+    @Test
+    void linearAndConvolutionWithHalfWeights() {
+        Tensor x = random(17, 2, 77, 96);
+        Tensor w = Tensor.ofHalf(random(18, 130, 96).toFloatArray(), DType.F16, 130, 96);
+        Tensor bias = random(19, 130);
+        close(cpu.linear(x, w, bias), gpu.linear(gpu.upload(x), gpu.upload(w), gpu.upload(bias)), 1e-5, "linear");
+        close(cpu.linear(x, w, null), gpu.linear(gpu.upload(x), gpu.upload(w), null), 1e-5, "linear without bias");
+        Tensor img = random(20, 2, 13, 19, 23);
+        for (int[] c : new int[][] {{3, 1, 1}, {3, 2, 1}, {1, 1, 0}}) {
+            Tensor k = Tensor.ofHalf(random(21, 70, 13, c[0], c[0]).toFloatArray(), DType.BF16, 70, 13, c[0], c[0]);
+            Tensor kb = random(22, 70);
+            close(cpu.conv2d(img, k, kb, c[1], c[2]), gpu.conv2d(gpu.upload(img), gpu.upload(k), gpu.upload(kb), c[1], c[2]),
+                    1e-5, "conv " + c[0] + "x" + c[0] + " stride " + c[1]);
+        }
+    }
+
+    @Test
+    void attentionAtTheHeadDimsOfTheModels() {
+        for (int[] c : new int[][] {{8, 40, 300, 77}, {5, 64, 130, 130}, {10, 80, 70, 250}, {2, 160, 65, 33}}) {
+            int heads = c[0];
+            int width = heads * c[1];
+            Tensor q = random(23, 2, c[2], width);
+            Tensor k = random(24, 2, c[3], width);
+            Tensor v = random(25, 2, c[3], width);
+            close(cpu.attention(q, k, v, heads, false), gpu.attention(gpu.upload(q), gpu.upload(k), gpu.upload(v), heads, false),
+                    1e-5, "attention " + heads + "x" + c[1]);
+        }
+        Tensor t = random(26, 3, 77, 64);
+        close(cpu.attention(t, t, t, 4, true), gpu.attention(gpu.upload(t), gpu.upload(t), gpu.upload(t), 4, true), 1e-5,
+                "causal attention (CLIP)");
+        assertThrows(dev.jdiffusion.core.tensor.ShapeException.class,
+                () -> gpu.attention(gpu.upload(t), gpu.upload(t), gpu.upload(t), 3, false));
     }
 }

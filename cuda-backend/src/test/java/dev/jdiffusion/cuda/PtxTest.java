@@ -28,13 +28,17 @@ class PtxTest {
 
     @Test
     void theShippedPtxIsMadeFromTheSourcesAndLoadsOnCuda12Drivers() throws Exception {
-        String ptx = resource("elementwise");
-        byte[] source = Files.readAllBytes(Path.of("src/main/cuda/elementwise.cu"));
-        String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(source));
-        String first = ptx.lines().findFirst().orElse("");
-        assertTrue(first.contains("generated from elementwise.cu sha256 " + sha + " "), first);
-        assertTrue(ptx.contains("\n.version 8.0\n"), "PTX ISA 8.0");
-        assertTrue(ptx.contains("\n.target sm_80\n"), "compute capability 8.0 and newer");
+        for (String module : List.of("elementwise", "linalg")) {
+            String ptx = resource(module);
+            byte[] source = Files.readAllBytes(Path.of("src/main/cuda/" + module + ".cu"));
+            String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(source));
+            String first = ptx.lines().findFirst().orElse("");
+            assertTrue(first.contains("generated from " + module + ".cu sha256 " + sha + " "), first);
+            assertTrue(ptx.contains("\n.version 8.0\n"), module + ": PTX ISA 8.0");
+            assertTrue(ptx.contains("\n.target sm_80\n"), module + ": compute capability 8.0 and newer");
+        }
+        assertEquals(List.of("attention_f32", "conv2d_f32", "gemm_f32"),
+                PtxFunctions.entries(resource("linalg")).stream().sorted().toList());
     }
 
     @Test
@@ -45,6 +49,6 @@ class PtxTest {
                 "permute_f32", "embedding_f32", "timestep_embedding_f32")) {
             assertTrue(entries.contains(k), k + " in " + entries);
         }
-        assertEquals(List.of("a", "b_2"), PtxFunctions.entries(".visible .entry a(\n.param .u64 x\n)\n  .entry b_2 (\n"));
+        assertEquals(List.of("a", "b_2"), PtxFunctions.entries(".visible .entry a(\n.param .u64 x\n)\n  .entry b_2 (\n.param .u32 n\n)\n"));
     }
 }

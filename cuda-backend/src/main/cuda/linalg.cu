@@ -1,0 +1,214 @@
+// jdiffusion CUDA kernels: matrix products, convolution as an implicit GEMM, and attention.
+// First versions on the CUDA cores in float32 (operands of any storage type converted as they are
+// loaded into shared memory); the tensor-core versions are to replace them.
+// dtype codes: 0 = F32, 1 = F16, 2 = BF16.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <math_constants.h>
+
+__device__ __forceinline__ float load_any(const void* p, long i, int dtype) {
+    if (dtype == 1) {
+        return __half2float(reinterpret_cast<const __half*>(p)[i]);
+    }
+    if (dtype == 2) {
+        return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
+    }
+    return reinterpret_cast<const float*>(p)[i];
+}
+
+#define BM 64
+#define BN 64
+#define BK 16
+#define GEMM_THREADS 256
+
+// A (m, k) of a matrix stored row-major as m x k (trans = 0) or k x m (trans = 1).
+struct MatrixA {
+    const void* p;
+    int type;
+    long offset;
+    int ld;
+    int trans;
+    __device__ float at(int m, int k) const {
+        return load_any(p, offset + (trans ? (long) k * ld + m : (long) m * ld + k), type);
+    }
+};
+
+// B (k, n) of a matrix stored row-major as k x n (trans = 0) or n x k (trans = 1).
+struct MatrixB {
+    const void* p;
+    int type;
+    long offset;
+    int ld;
+    int trans;
+    __device__ float at(int k, int n) const {
+        return load_any(p, offset + (trans ? (long) n * ld + k : (long) k * ld + n), type);
+    }
+};
+
+// B (k, n) of a convolution's input read as im2col: k = (ci, ky, kx), n = (oy, ox).
+struct Im2col {
+    const float* x;
+    int h, w, kh, kw, stride, pad, ow;
+    __device__ float at(int k, int n) const {
+        int ci = k / (kh * kw);
+        int r = k - ci * kh * kw;
+        int ky = r / kw;
+        int kx = r - ky * kw;
+        int oy = n / ow;
+        int ox = n - oy * ow;
+        int iy = oy * stride - pad + ky;
+        int ix = ox * stride - pad + kx;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+            return 0.0f;
+        }
+        return x[((long) ci * h + iy) * w + ix];
+    }
+};
+
+// One 64 x 64 tile of C = A B (+ bias over rows or columns): 256 threads, 4 x 4 outputs each.
+template <class A, class B>
+__device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias, int biasType,
+                          int biasOverRows) {
+    __shared__ float as[BK][BM + 4];
+    __shared__ float bs[BK][BN + 4];
+    int tid = threadIdx.x;
+    int m0 = blockIdx.y * BM;
+    int n0 = blockIdx.x * BN;
+    int tr = (tid / 16) * 4;
+    int tc = (tid % 16) * 4;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < k; k0 += BK) {
+        for (int i = tid; i < BM * BK; i += GEMM_THREADS) {
+            int kk = i % BK;
+            int mm = i / BK;
+            as[kk][mm] = (m0 + mm < m && k0 + kk < k) ? a.at(m0 + mm, k0 + kk) : 0.0f;
+            int nn = i % BN;
+            int kb = i / BN;
+            bs[kb][nn] = (n0 + nn < n && k0 + kb < k) ? b.at(k0 + kb, n0 + nn) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BK; kk++) {
+            float av[4];
+            float bv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                av[i] = as[kk][tr + i];
+                bv[i] = bs[kk][tc + i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int row = m0 + tr + i;
+        if (row >= m) {
+            continue;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int col = n0 + tc + j;
+            if (col < n) {
+                float v = acc[i][j];
+                if (bias != nullptr) {
+                    v += load_any(bias, biasOverRows ? row : col, biasType);
+                }
+                c[(long) row * ldc + col] = v;
+            }
+        }
+    }
+}
+
+// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]); a batch stride of 0 shares an operand.
+// grid (ceil(n / 64), ceil(m / 64), batch), 256 threads.
+extern "C" __global__ void gemm_f32(const void* a, int aType, long aBatch, int lda, int transA,
+                                    const void* b, int bType, long bBatch, int ldb, int transB,
+                                    float* c, long cBatch, int m, int n, int k, const void* bias, int biasType) {
+    long z = blockIdx.z;
+    MatrixA ma = {a, aType, z * aBatch, lda, transA};
+    MatrixB mb = {b, bType, z * bBatch, ldb, transB};
+    gemm_tile(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0);
+}
+
+// y[nb] = W x[nb] as an implicit GEMM: M = cout, N = oh * ow, K = cin * kh * kw, bias over cout.
+// grid (ceil(oh * ow / 64), ceil(cout / 64), batch), 256 threads.
+extern "C" __global__ void conv2d_f32(const float* x, const void* w, int wType, const void* bias, int biasType, float* y,
+                                      int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow) {
+    long z = blockIdx.z;
+    MatrixA ma = {w, wType, 0, cin * kh * kw, 0};
+    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
+    gemm_tile(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
+}
+
+// Attention with an online softmax (flash attention's recurrence), one thread per query: the whole
+// score row is never stored. q [B, nq, H*d], k and v [B, nk, H*d], out [B, nq, H*d]; d <= 160.
+// grid (ceil(nq / 64), heads, batch), 64 threads, dynamic shared memory 2 * 32 * d floats.
+#define ATT_QUERIES 64
+#define ATT_KEYS 32
+#define ATT_MAX_D 160
+
+extern "C" __global__ void attention_f32(const float* q, const float* k, const float* v, float* out, int nq, int nk,
+                                         int heads, int d, float scale, int causal) {
+    extern __shared__ float tile[];
+    float* ks = tile;
+    float* vs = tile + ATT_KEYS * d;
+    int b = blockIdx.z;
+    int h = blockIdx.y;
+    int qi = blockIdx.x * ATT_QUERIES + threadIdx.x;
+    int width = heads * d;
+    bool active = qi < nq;
+    float qv[ATT_MAX_D];
+    float acc[ATT_MAX_D];
+    for (int j = 0; j < d; j++) {
+        qv[j] = active ? q[((long) b * nq + qi) * width + h * d + j] * scale : 0.0f;
+        acc[j] = 0.0f;
+    }
+    float mx = -CUDART_INF_F;
+    float l = 0.0f;
+    int last = causal ? min(nk, blockIdx.x * ATT_QUERIES + ATT_QUERIES) : nk;
+    for (int k0 = 0; k0 < last; k0 += ATT_KEYS) {
+        int count = min(ATT_KEYS, nk - k0);
+        for (int i = threadIdx.x; i < count * d; i += blockDim.x) {
+            int kk = i / d;
+            int j = i - kk * d;
+            long src = ((long) b * nk + k0 + kk) * width + h * d + j;
+            ks[kk * d + j] = k[src];
+            vs[kk * d + j] = v[src];
+        }
+        __syncthreads();
+        if (active) {
+            for (int kk = 0; kk < count; kk++) {
+                if (causal && k0 + kk > qi) {
+                    break;
+                }
+                float s = 0.0f;
+                for (int j = 0; j < d; j++) {
+                    s = fmaf(qv[j], ks[kk * d + j], s);
+                }
+                float mNew = fmaxf(mx, s);
+                float corr = expf(mx - mNew);
+                float p = expf(s - mNew);
+                l = l * corr + p;
+                for (int j = 0; j < d; j++) {
+                    acc[j] = acc[j] * corr + p * vs[kk * d + j];
+                }
+                mx = mNew;
+            }
+        }
+        __syncthreads();
+    }
+    if (active) {
+        float inv = 1.0f / l;
+        for (int j = 0; j < d; j++) {
+            out[((long) b * nq + qi) * width + h * d + j] = acc[j] * inv;
+        }
+    }
+}
