@@ -1,25 +1,11 @@
 // jdiffusion CUDA kernels: elementwise ops, activations, normalisation, softmax and layout.
 // Activations are float32; weight-like operands (gamma, beta, bias, embedding tables) come as
-// float32, float16 or bfloat16, named by a dtype code: 0 = F32, 1 = F16, 2 = BF16.
+// float32, float16 or bfloat16, named by a dtype code (common.cuh).
 // Every kernel is extern "C" so that its PTX name is the one the Java side launches.
 
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-#include <math_constants.h>
-
-__device__ __forceinline__ float load_w(const void* p, long i, int dtype) {
-    if (dtype == 1) {
-        return __half2float(reinterpret_cast<const __half*>(p)[i]);
-    }
-    if (dtype == 2) {
-        return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
-    }
-    return reinterpret_cast<const float*>(p)[i];
-}
+#include "common.cuh"
 
 // ---- activations (one thread per element, grid-stride) -------------------------------------
-
-#define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < (n); i += (long) blockDim.x * gridDim.x)
 
 extern "C" __global__ void silu_f32(const float* x, float* y, long n) {
     GRID_STRIDE(i, n) {
@@ -86,16 +72,26 @@ extern "C" __global__ void binary_f32(const float* a, const void* b, int bType, 
             ib += c * s.b[d];
         }
         float x = a[ia];
-        float w = load_w(b, ib, bType);
+        float w = load_value(b, ib, bType);
         y[i] = op == 0 ? x + w : x * w;
     }
 }
 
 // ---- normalisation: one block per row or group, two-pass in float32 -------------------------
 
-__device__ float block_sum(float v, float* shared) {
+struct Sum {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+struct Max {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// The reduction of v over the block (every thread gets it); identity fills the missing warps.
+template <class Op>
+__device__ float block_reduce(float v, float identity, float* shared, Op op) {
     for (int o = 16; o > 0; o >>= 1) {
-        v += __shfl_down_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_down_sync(0xffffffffu, v, o));
     }
     int lane = threadIdx.x & 31;
     int warp = threadIdx.x >> 5;
@@ -104,10 +100,10 @@ __device__ float block_sum(float v, float* shared) {
     }
     __syncthreads();
     int warps = (blockDim.x + 31) >> 5;
-    v = threadIdx.x < warps ? shared[threadIdx.x] : 0.0f;
+    v = threadIdx.x < warps ? shared[threadIdx.x] : identity;
     if (warp == 0) {
         for (int o = 16; o > 0; o >>= 1) {
-            v += __shfl_down_sync(0xffffffffu, v, o);
+            v = op(v, __shfl_down_sync(0xffffffffu, v, o));
         }
         if (lane == 0) {
             shared[0] = v;
@@ -117,6 +113,14 @@ __device__ float block_sum(float v, float* shared) {
     float total = shared[0];
     __syncthreads();
     return total;
+}
+
+__device__ float block_sum(float v, float* shared) {
+    return block_reduce(v, 0.0f, shared, Sum());
+}
+
+__device__ float block_max(float v, float* shared) {
+    return block_reduce(v, -CUDART_INF_F, shared, Max());
 }
 
 // x [rows, d]; gamma/beta [d] or null
@@ -139,10 +143,10 @@ extern "C" __global__ void layer_norm_f32(const float* x, float* y, int d, const
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
         float v = (row[j] - mean) * inv;
         if (gamma != nullptr) {
-            v *= load_w(gamma, j, gType);
+            v *= load_value(gamma, j, gType);
         }
         if (beta != nullptr) {
-            v += load_w(beta, j, bType);
+            v += load_value(beta, j, bType);
         }
         out[j] = v;
     }
@@ -169,38 +173,12 @@ extern "C" __global__ void group_norm_f32(const float* x, float* y, int c, long 
     float inv = rsqrtf(block_sum(ss, shared) / count + eps);
     for (long i = threadIdx.x; i < count; i += blockDim.x) {
         int ch = g * per + (int) (i / spatial);
-        float v = (x[base + i] - mean) * inv * load_w(gamma, ch, gType) + load_w(beta, ch, bType);
+        float v = (x[base + i] - mean) * inv * load_value(gamma, ch, gType) + load_value(beta, ch, bType);
         if (silu) {
             v = v / (1.0f + expf(-v));
         }
         y[base + i] = v;
     }
-}
-
-__device__ float block_max(float v, float* shared) {
-    for (int o = 16; o > 0; o >>= 1) {
-        v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-    }
-    int lane = threadIdx.x & 31;
-    int warp = threadIdx.x >> 5;
-    if (lane == 0) {
-        shared[warp] = v;
-    }
-    __syncthreads();
-    int warps = (blockDim.x + 31) >> 5;
-    v = threadIdx.x < warps ? shared[threadIdx.x] : -CUDART_INF_F;
-    if (warp == 0) {
-        for (int o = 16; o > 0; o >>= 1) {
-            v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-        }
-        if (lane == 0) {
-            shared[0] = v;
-        }
-    }
-    __syncthreads();
-    float m = shared[0];
-    __syncthreads();
-    return m;
 }
 
 // softmax over rows of d, one block per row
@@ -269,7 +247,7 @@ extern "C" __global__ void embedding_f32(const void* table, int tType, const int
     GRID_STRIDE(i, (long) count * d) {
         long k = i / d;
         int j = (int) (i - k * d);
-        y[i] = load_w(table, (long) ids[k] * d + j, tType);
+        y[i] = load_value(table, (long) ids[k] * d + j, tType);
     }
 }
 

@@ -1,48 +1,24 @@
 // jdiffusion CUDA kernels: matrix products, convolution as an implicit GEMM, and attention.
 // First versions on the CUDA cores in float32 (operands of any storage type converted as they are
 // loaded into shared memory); the tensor-core versions are to replace them.
-// dtype codes: 0 = F32, 1 = F16, 2 = BF16.
 
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-#include <math_constants.h>
-
-__device__ __forceinline__ float load_any(const void* p, long i, int dtype) {
-    if (dtype == 1) {
-        return __half2float(reinterpret_cast<const __half*>(p)[i]);
-    }
-    if (dtype == 2) {
-        return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(p)[i]);
-    }
-    return reinterpret_cast<const float*>(p)[i];
-}
+#include "common.cuh"
 
 #define BM 64
 #define BN 64
 #define BK 16
 #define GEMM_THREADS 256
 
-// A (m, k) of a matrix stored row-major as m x k (trans = 0) or k x m (trans = 1).
-struct MatrixA {
+// Element (r, c) of a matrix stored row-major as rows x cols (trans = 0) or cols x rows (trans = 1):
+// A (m, k) and B (k, n) alike.
+struct Matrix {
     const void* p;
     int type;
     long offset;
     int ld;
     int trans;
-    __device__ float at(int m, int k) const {
-        return load_any(p, offset + (trans ? (long) k * ld + m : (long) m * ld + k), type);
-    }
-};
-
-// B (k, n) of a matrix stored row-major as k x n (trans = 0) or n x k (trans = 1).
-struct MatrixB {
-    const void* p;
-    int type;
-    long offset;
-    int ld;
-    int trans;
-    __device__ float at(int k, int n) const {
-        return load_any(p, offset + (trans ? (long) n * ld + k : (long) k * ld + n), type);
+    __device__ float at(int r, int c) const {
+        return load_value(p, offset + (trans ? (long) c * ld + r : (long) r * ld + c), type);
     }
 };
 
@@ -119,7 +95,7 @@ __device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int 
             if (col < n) {
                 float v = acc[i][j];
                 if (bias != nullptr) {
-                    v += load_any(bias, biasOverRows ? row : col, biasType);
+                    v += load_value(bias, biasOverRows ? row : col, biasType);
                 }
                 c[(long) row * ldc + col] = v;
             }
@@ -133,8 +109,8 @@ extern "C" __global__ void gemm_f32(const void* a, int aType, long aBatch, int l
                                     const void* b, int bType, long bBatch, int ldb, int transB,
                                     float* c, long cBatch, int m, int n, int k, const void* bias, int biasType) {
     long z = blockIdx.z;
-    MatrixA ma = {a, aType, z * aBatch, lda, transA};
-    MatrixB mb = {b, bType, z * bBatch, ldb, transB};
+    Matrix ma = {a, aType, z * aBatch, lda, transA};
+    Matrix mb = {b, bType, z * bBatch, ldb, transB};
     gemm_tile(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0);
 }
 
@@ -143,7 +119,7 @@ extern "C" __global__ void gemm_f32(const void* a, int aType, long aBatch, int l
 extern "C" __global__ void conv2d_f32(const float* x, const void* w, int wType, const void* bias, int biasType, float* y,
                                       int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow) {
     long z = blockIdx.z;
-    MatrixA ma = {w, wType, 0, cin * kh * kw, 0};
+    Matrix ma = {w, wType, 0, cin * kh * kw, 0};
     Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
     gemm_tile(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
 }

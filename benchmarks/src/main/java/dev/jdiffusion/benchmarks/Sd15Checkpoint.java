@@ -18,7 +18,8 @@ import java.util.stream.IntStream;
 
 /**
  * A full-size Stable Diffusion 1.5 checkpoint with random weights, in the single-file (LDM) layout
- * that {@code v1-5-pruned-emaonly.safetensors} has: the UNet under {@code model.diffusion_model.},
+ * that {@code v1-5-pruned-emaonly.safetensors} has: the UNet (the parameters {@code UNet.Config.sd1()} lists)
+ * under {@code model.diffusion_model.},
  * the VAE under {@code first_stage_model.}, the CLIP ViT-L/14 text encoder under
  * {@code cond_stage_model.transformer.text_model.}, and the DDPM schedule buffers. Weights are
  * uniform in ±1/√fan-in (so a forward pass stays finite), norms are 1, biases small; the schedule
@@ -29,7 +30,7 @@ public final class Sd15Checkpoint {
     public static final String VAE = "first_stage_model.";
     public static final String CLIP = "cond_stage_model.transformer.text_model.";
     /** Bumped whenever the generated content changes, so cached files are regenerated. */
-    static final String GENERATOR_VERSION = "2";
+    static final String GENERATOR_VERSION = "3";
 
     private Sd15Checkpoint() {
     }
@@ -52,24 +53,26 @@ public final class Sd15Checkpoint {
 
     static Map<String, long[]> shapes(Layout layout) {
         Map<String, long[]> m = new LinkedHashMap<>();
-        if (layout == Layout.SDXL) {
-            // the UNet's parameters as the configuration lists them; no schedule buffers (SGM files have none)
-            dev.jdiffusion.core.model.UNet.Config.sdxl().parameterShapes().forEach((k, v) ->
-                    put(m, UNET + k, java.util.Arrays.stream(v).asLongStream().toArray()));
-            vae(m);
-            clip(m, SdxlCheckpoint.CLIP_L);
-            openClip(m, SdxlCheckpoint.BIG_G, 1280, 32);
-            return m;
-        }
-        unet(m, layout == Layout.SD21);
+        dev.jdiffusion.core.model.UNet.Config unet = switch (layout) {
+            case SD15 -> dev.jdiffusion.core.model.UNet.Config.sd1();
+            case SD21 -> dev.jdiffusion.core.model.UNet.Config.sd2();
+            case SDXL -> dev.jdiffusion.core.model.UNet.Config.sdxl();
+        };
+        unet.parameterShapes().forEach((k, v) -> put(m, UNET + k, java.util.Arrays.stream(v).asLongStream().toArray()));
         vae(m);
-        if (layout == Layout.SD21) {
-            openClip(m, Sd21Checkpoint.TEXT, 1024, 24);
-        } else {
-            clip(m, CLIP);
+        switch (layout) {
+            case SD15 -> clip(m, CLIP);
+            case SD21 -> openClip(m, Sd21Checkpoint.TEXT, 1024, 24);
+            case SDXL -> {
+                clip(m, SdxlCheckpoint.CLIP_L);
+                openClip(m, SdxlCheckpoint.BIG_G, 1280, 32);
+            }
         }
-        for (String b : SCHEDULE_BUFFERS) {
-            m.put(b, new long[] {1000});
+        if (layout != Layout.SDXL) {
+            // LDM files carry the training schedule; SGM files have none
+            for (String b : SCHEDULE_BUFFERS) {
+                m.put(b, new long[] {1000});
+            }
         }
         return m;
     }
@@ -100,101 +103,9 @@ public final class Sd15Checkpoint {
         put(m, p + ".bias", out);
     }
 
-    private static void linear(Map<String, long[]> m, String p, long out, long in, boolean bias) {
+    private static void linear(Map<String, long[]> m, String p, long out, long in) {
         put(m, p + ".weight", out, in);
-        if (bias) {
-            put(m, p + ".bias", out);
-        }
-    }
-
-    // ---- UNet: 320 channels × (1, 2, 4, 4), 2 res blocks per level, attention on levels 0-2, context 768
-
-    private static final int MODEL_CHANNELS = 320;
-    private static final int[] MULT = {1, 2, 4, 4};
-    private static final int TIME_DIM = 4 * MODEL_CHANNELS;
-
-    private static void resBlock(Map<String, long[]> m, String p, long in, long out) {
-        norm(m, p + ".in_layers.0", in);
-        conv(m, p + ".in_layers.2", out, in, 3);
-        linear(m, p + ".emb_layers.1", out, TIME_DIM, true);
-        norm(m, p + ".out_layers.0", out);
-        conv(m, p + ".out_layers.3", out, out, 3);
-        if (in != out) {
-            conv(m, p + ".skip_connection", out, in, 1);
-        }
-    }
-
-    private static void spatialTransformer(Map<String, long[]> m, String p, long c, boolean sd21) {
-        norm(m, p + ".norm", c);
-        if (sd21) {
-            linear(m, p + ".proj_in", c, c, true);
-        } else {
-            conv(m, p + ".proj_in", c, c, 1);
-        }
-        String b = p + ".transformer_blocks.0";
-        for (String attn : new String[] {".attn1", ".attn2"}) {
-            long ctx = attn.equals(".attn1") ? c : sd21 ? 1024 : 768;
-            linear(m, b + attn + ".to_q", c, c, false);
-            linear(m, b + attn + ".to_k", c, ctx, false);
-            linear(m, b + attn + ".to_v", c, ctx, false);
-            linear(m, b + attn + ".to_out.0", c, c, true);
-        }
-        linear(m, b + ".ff.net.0.proj", 8 * c, c, true);
-        linear(m, b + ".ff.net.2", c, 4 * c, true);
-        norm(m, b + ".norm1", c);
-        norm(m, b + ".norm2", c);
-        norm(m, b + ".norm3", c);
-        if (sd21) {
-            linear(m, p + ".proj_out", c, c, true);
-        } else {
-            conv(m, p + ".proj_out", c, c, 1);
-        }
-    }
-
-    private static void unet(Map<String, long[]> m, boolean sd21) {
-        String u = UNET;
-        linear(m, u + "time_embed.0", TIME_DIM, MODEL_CHANNELS, true);
-        linear(m, u + "time_embed.2", TIME_DIM, TIME_DIM, true);
-        conv(m, u + "input_blocks.0.0", MODEL_CHANNELS, 4, 3);
-        java.util.ArrayDeque<Long> skips = new java.util.ArrayDeque<>();
-        skips.push((long) MODEL_CHANNELS);
-        long ch = MODEL_CHANNELS;
-        int block = 1;
-        for (int level = 0; level < MULT.length; level++) {
-            long out = (long) MULT[level] * MODEL_CHANNELS;
-            for (int j = 0; j < 2; j++, block++) {
-                resBlock(m, u + "input_blocks." + block + ".0", ch, out);
-                ch = out;
-                if (level < 3) {
-                    spatialTransformer(m, u + "input_blocks." + block + ".1", ch, sd21);
-                }
-                skips.push(ch);
-            }
-            if (level < MULT.length - 1) {
-                conv(m, u + "input_blocks." + block++ + ".0.op", ch, ch, 3);
-                skips.push(ch);
-            }
-        }
-        resBlock(m, u + "middle_block.0", ch, ch);
-        spatialTransformer(m, u + "middle_block.1", ch, sd21);
-        resBlock(m, u + "middle_block.2", ch, ch);
-        int o = 0;
-        for (int level = MULT.length - 1; level >= 0; level--) {
-            long out = (long) MULT[level] * MODEL_CHANNELS;
-            for (int j = 0; j < 3; j++, o++) {
-                resBlock(m, u + "output_blocks." + o + ".0", ch + skips.pop(), out);
-                ch = out;
-                int sub = 1;
-                if (level < 3) {
-                    spatialTransformer(m, u + "output_blocks." + o + "." + sub++, ch, sd21);
-                }
-                if (level > 0 && j == 2) {
-                    conv(m, u + "output_blocks." + o + "." + sub + ".conv", ch, ch, 3);
-                }
-            }
-        }
-        norm(m, u + "out.0", ch);
-        conv(m, u + "out.2", 4, ch, 3);
+        put(m, p + ".bias", out);
     }
 
     // ---- VAE: 128 channels × (1, 2, 4, 4), 2 res blocks (3 in the decoder), 4 latent channels
@@ -217,6 +128,8 @@ public final class Sd15Checkpoint {
         }
         vaeRes(m, p + ".block_2", c, c);
     }
+
+    private static final int[] MULT = {1, 2, 4, 4};
 
     private static void vae(Map<String, long[]> m) {
         String e = VAE + "encoder.";
@@ -263,11 +176,11 @@ public final class Sd15Checkpoint {
         for (int l = 0; l < 12; l++) {
             String p = clip + "encoder.layers." + l + ".";
             for (String x : new String[] {"k_proj", "v_proj", "q_proj", "out_proj"}) {
-                linear(m, p + "self_attn." + x, 768, 768, true);
+                linear(m, p + "self_attn." + x, 768, 768);
             }
             norm(m, p + "layer_norm1", 768);
-            linear(m, p + "mlp.fc1", 3072, 768, true);
-            linear(m, p + "mlp.fc2", 768, 3072, true);
+            linear(m, p + "mlp.fc1", 3072, 768);
+            linear(m, p + "mlp.fc2", 768, 3072);
             norm(m, p + "layer_norm2", 768);
         }
         norm(m, clip + "final_layer_norm", 768);
@@ -283,11 +196,11 @@ public final class Sd15Checkpoint {
             String p = t + "transformer.resblocks." + l + ".";
             put(m, p + "attn.in_proj_weight", 3L * d, d);
             put(m, p + "attn.in_proj_bias", 3L * d);
-            linear(m, p + "attn.out_proj", d, d, true);
+            linear(m, p + "attn.out_proj", d, d);
             norm(m, p + "ln_1", d);
             norm(m, p + "ln_2", d);
-            linear(m, p + "mlp.c_fc", 4L * d, d, true);
-            linear(m, p + "mlp.c_proj", d, 4L * d, true);
+            linear(m, p + "mlp.c_fc", 4L * d, d);
+            linear(m, p + "mlp.c_proj", d, 4L * d);
         }
         norm(m, t + "ln_final", d);
     }

@@ -14,7 +14,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * The PTX in the jar: made from the current kernel sources (their SHA-256 in its first line), in a
+ * The PTX in the jar: made from the current kernel sources (the SHA-256 of the module's .cu and the
+ * shared headers in its first line), in a
  * PTX ISA that drivers from CUDA 12.0 on load (8.0), for compute capability 8.0, and defining every
  * kernel the backend launches.
  */
@@ -30,8 +31,14 @@ class PtxTest {
     void theShippedPtxIsMadeFromTheSourcesAndLoadsOnCuda12Drivers() throws Exception {
         for (String module : List.of("elementwise", "linalg")) {
             String ptx = resource(module);
-            byte[] source = Files.readAllBytes(Path.of("src/main/cuda/" + module + ".cu"));
-            String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(source));
+            MessageDigest digest = MessageDigest.getInstance("SHA-256");
+            digest.update(Files.readAllBytes(Path.of("src/main/cuda/" + module + ".cu")));
+            try (var headers = Files.list(Path.of("src/main/cuda"))) {
+                for (Path h : headers.filter(f -> f.toString().endsWith(".cuh")).sorted().toList()) {
+                    digest.update(Files.readAllBytes(h));
+                }
+            }
+            String sha = HexFormat.of().formatHex(digest.digest());
             String first = ptx.lines().findFirst().orElse("");
             assertTrue(first.contains("generated from " + module + ".cu sha256 " + sha + " "), first);
             assertTrue(ptx.contains("\n.version 8.0\n"), module + ": PTX ISA 8.0");

@@ -155,13 +155,16 @@ class GenerateCommand implements Callable<Integer> {
         if (refiner != null && !Files.exists(refiner)) {
             throw new IllegalArgumentException("no refiner at " + refiner);
         }
-        // the options are checked before a model is read (the model's own size is filled in after)
-        GenerationRequest checked = request(512);
+        // the options are checked before a model is read; a size left to the model is filled in after
+        GenerationRequest.Builder builder = request(512);
+        GenerationRequest checked = builder.build();
+        boolean sizeFromModel = fromPng == null && initImage == null && width == null && height == null;
         List<GeneratedImage> images;
         try (CpuBackend cpu = model == null ? null : new CpuBackend();
              StableDiffusion sd = model == null ? null : StableDiffusion.load(cpu, model, tokenizer);
              StableDiffusion ref = refiner == null ? null : StableDiffusion.load(cpu, refiner, tokenizer)) {
-            GenerationRequest request = sd == null || sd.defaultSize() == 512 ? checked : request(sd.defaultSize());
+            GenerationRequest request = sd != null && sizeFromModel
+                    ? builder.size(sd.defaultSize(), sd.defaultSize()).build() : checked;
             int total = request.batchCount();
             StableDiffusion.ProgressListener listener = p -> {
                 System.err.print("\r" + bar(p, total));
@@ -200,8 +203,8 @@ class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The request the options describe; {@code defaultSize}: the model's native width and height. */
-    private GenerationRequest request(int defaultSize) throws IOException {
+    /** The request the options describe; {@code defaultSize}: the width and height when none is given. */
+    private GenerationRequest.Builder request(int defaultSize) throws IOException {
         GenerationRequest.Builder b;
         if (fromPng != null) {
             String text = PngWriter.parameters(fromPng);
@@ -248,7 +251,7 @@ class GenerateCommand implements Callable<Integer> {
             }
             b.initImage(rgb(img, w, h), strength);
         }
-        return b.build();
+        return b;
     }
 
     /** "AxB" (or "A,B") as two non-negative numbers; {@code otherwise} when not given. */

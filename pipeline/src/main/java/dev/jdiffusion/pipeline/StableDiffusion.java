@@ -552,12 +552,7 @@ public final class StableDiffusion implements AutoCloseable {
                             or(s.targetHeight(), h), or(s.targetWidth(), w)}
                     : new float[] {or(s.originalHeight(), h), or(s.originalWidth(), w), s.cropTop(), s.cropLeft(),
                             (float) (negative ? s.negativeAestheticScore() : s.aestheticScore())};
-            Tensor[] parts = new Tensor[1 + values.length];
-            parts[0] = pooled;
-            for (int k = 0; k < values.length; k++) {
-                parts[1 + k] = backend.timestepEmbedding(new float[] {values[k]}, 256);
-            }
-            return backend.concat(1, parts);
+            return dev.jdiffusion.core.model.SdxlTextConditioner.vector(backend, pooled, new float[][] {values});
         }
 
         private static float or(int value, float otherwise) {

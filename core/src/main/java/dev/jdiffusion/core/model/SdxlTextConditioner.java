@@ -35,20 +35,42 @@ public final class SdxlTextConditioner {
         if (originalSize.length != b || cropTopLeft.length != b || targetSize.length != b) {
             throw new IllegalArgumentException("one size, crop and target size per batch item (" + b + ")");
         }
-        Tensor[] parts = new Tensor[7];
-        parts[0] = pooled;
+        float[][] values = new float[b][6];
         float[][][] pairs = {originalSize, cropTopLeft, targetSize};
-        for (int k = 0; k < 3; k++) {
-            for (int j = 0; j < 2; j++) {
-                float[] v = new float[b];
-                for (int i = 0; i < b; i++) {
-                    if (pairs[k][i].length != 2) {
-                        throw new IllegalArgumentException("sizes and crops are pairs, got " + pairs[k][i].length + " values");
-                    }
-                    v[i] = pairs[k][i][j];
+        for (int i = 0; i < b; i++) {
+            for (int k = 0; k < 3; k++) {
+                if (pairs[k][i].length != 2) {
+                    throw new IllegalArgumentException("sizes and crops are pairs, got " + pairs[k][i].length + " values");
                 }
-                parts[1 + 2 * k + j] = backend.timestepEmbedding(v, 256);
+                values[i][2 * k] = pairs[k][i][0];
+                values[i][2 * k + 1] = pairs[k][i][1];
             }
+        }
+        return vector(backend, pooled, values);
+    }
+
+    /**
+     * A vector input [B, E + n·256]: the pooled text embedding, then the 256-wide sinusoidal embedding
+     * (cos first) of each of the n scalars of each batch item, in order (the base model's six sizes, the
+     * refiner's original size, crop and aesthetic score).
+     */
+    public static Tensor vector(Backend backend, Tensor pooled, float[][] values) {
+        int b = pooled.dim(0);
+        if (values.length != b) {
+            throw new IllegalArgumentException("one row of conditioning values per batch item (" + b + "), got " + values.length);
+        }
+        int n = values[0].length;
+        Tensor[] parts = new Tensor[1 + n];
+        parts[0] = pooled;
+        for (int j = 0; j < n; j++) {
+            float[] v = new float[b];
+            for (int i = 0; i < b; i++) {
+                if (values[i].length != n) {
+                    throw new IllegalArgumentException("every batch item needs " + n + " conditioning values");
+                }
+                v[i] = values[i][j];
+            }
+            parts[1 + j] = backend.timestepEmbedding(v, 256);
         }
         return backend.concat(1, parts);
     }
