@@ -76,7 +76,12 @@ public final class CudaBackend implements Backend {
 
     /** The backend on device 0; throws with the reason when no CUDA device can be used. */
     public static CudaBackend open() {
-        return new CudaBackend(new JCudaDevice(0));
+        return open(0);
+    }
+
+    /** The backend on the device with this ordinal; throws with the reason when it cannot be used. */
+    public static CudaBackend open(int ordinal) {
+        return new CudaBackend(new JCudaDevice(ordinal));
     }
 
     @Override
@@ -84,12 +89,82 @@ public final class CudaBackend implements Backend {
         return device.name();
     }
 
+    /** Device memory handed out now, in bytes (pooled, by size class). */
+    public long bytesInUse() {
+        return pool.inUse();
+    }
+
+    /** Device memory held from the driver, in use or free in the pool, in bytes. */
+    public long bytesReserved() {
+        return pool.reserved();
+    }
+
     // ---- memory ------------------------------------------------------------------------------------
 
     private Tensor allocate(DType dtype, int... shape) {
         long bytes = Math.max(1, numel(shape)) * dtype.byteSize();
         Device.Block block = pool.acquire(bytes);
-        return new Tensor(new DeviceStorage(block, bytes, pool), dtype, 0, shape.clone(), true);
+        DeviceStorage storage = new DeviceStorage(block, bytes, pool);
+        DeviceScope scope = currentScope.get();
+        if (scope != null) {
+            scope.owned.add(storage);
+        }
+        return new Tensor(storage, dtype, 0, shape.clone(), true);
+    }
+
+    /**
+     * The device memory made on this thread while it is open goes back to the pool when it closes
+     * (the stream orders every later use of a block after the kernels that read it before), except
+     * what {@link Scope#keep} hands to the enclosing scope.
+     */
+    @Override
+    public Scope scope() {
+        DeviceScope s = new DeviceScope(currentScope.get());
+        currentScope.set(s);
+        return s;
+    }
+
+    private final ThreadLocal<DeviceScope> currentScope = new ThreadLocal<>();
+
+    private final class DeviceScope implements Scope {
+        private final DeviceScope parent;
+        private final java.util.Set<DeviceStorage> owned = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        private boolean closed;
+
+        DeviceScope(DeviceScope parent) {
+            this.parent = parent;
+        }
+
+        @Override
+        public Tensor keep(Tensor t) {
+            if (closed) {
+                throw new IllegalStateException("keep() on a closed scope");
+            }
+            if (t != null && t.storage() instanceof DeviceStorage d && owned.remove(d) && parent != null) {
+                parent.owned.add(d);
+            }
+            return t;
+        }
+
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            if (currentScope.get() != this) {
+                throw new IllegalStateException("scopes must close in the reverse order of opening, on the thread that opened them");
+            }
+            closed = true;
+            for (DeviceStorage d : owned) {
+                d.release();
+            }
+            owned.clear();
+            if (parent == null) {
+                currentScope.remove();
+            } else {
+                currentScope.set(parent);
+            }
+        }
     }
 
     private static long numel(int[] shape) {

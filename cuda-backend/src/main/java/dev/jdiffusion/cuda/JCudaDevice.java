@@ -36,6 +36,10 @@ final class JCudaDevice implements Device {
         if (!probe.available()) {
             throw new IllegalStateException("CUDA is not available: " + probe.reason());
         }
+        if (ordinal < 0 || ordinal >= probe.devices()) {
+            throw new IllegalArgumentException("there is no CUDA device " + ordinal + " (this machine has " + probe.devices()
+                    + ": 0.." + (probe.devices() - 1) + ")");
+        }
         JCudaDriver.setExceptionsEnabled(true);
         CUdevice dev = new CUdevice();
         JCudaDriver.cuDeviceGet(dev, ordinal);

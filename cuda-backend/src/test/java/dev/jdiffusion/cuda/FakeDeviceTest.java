@@ -6,108 +6,28 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.model.ClipTextEncoder;
 import dev.jdiffusion.core.model.UNet;
+import dev.jdiffusion.core.model.Vae;
 import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.text.ClipTokenizer;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import jcuda.Pointer;
 import org.junit.jupiter.api.Test;
 
 /**
- * The backend's host side on a fake device that checks every request against what a GPU would
- * accept: each launch's arguments against the kernel's parameter list in the shipped PTX (count,
- * width, kind), launch limits (1024 threads, 48 KiB of shared memory, grid sizes), and that every
- * pointer lies inside a live allocation. A whole UNet forward pass goes through it. (What the
- * kernels compute is checked only on a GPU, by {@link CudaBackendTest}.)
+ * The backend's host side on a {@link FakeDevice}, which checks every request against what a GPU
+ * would accept. Whole UNet, VAE and CLIP passes go through it, and repeated steps must not ask the
+ * device for more memory. (What the kernels compute is checked only on a GPU, by
+ * {@link CudaBackendTest}.)
  */
 class FakeDeviceTest {
-    static final class FakeDevice implements Device {
-        final Map<String, List<PtxFunctions.Param>> signatures = new HashMap<>();
-        final Set<Long> live = new HashSet<>();
-        final Set<String> launched = new LinkedHashSet<>();
-        long next;
-        int allocations;
-
-        FakeDevice() {
-            for (String m : JCudaDevice.MODULES) {
-                signatures.putAll(PtxFunctions.signatures(JCudaDevice.ptx(m)));
-            }
-        }
-
-        @Override
-        public Block allocate(long bytes) {
-            allocations++;
-            Block b = new Block(++next, bytes, null);
-            live.add(b.id());
-            return b;
-        }
-
-        @Override
-        public void free(Block block) {
-            assertTrue(live.remove(block.id()), "freeing a block that is not live");
-        }
-
-        private void inside(Address a, long bytes) {
-            if (a.block() == null) {
-                return;
-            }
-            assertTrue(live.contains(a.block().id()), "pointer into a freed block");
-            assertTrue(a.offset() >= 0 && a.offset() + bytes <= a.block().bytes(), "range outside its block");
-        }
-
-        @Override
-        public void copyToDevice(Address dst, Pointer src, long bytes) {
-            inside(dst, bytes);
-        }
-
-        @Override
-        public void copyToHost(Pointer dst, Address src, long bytes) {
-            inside(src, bytes);
-        }
-
-        @Override
-        public void zero(Address dst, long bytes) {
-            inside(dst, bytes);
-        }
-
-        @Override
-        public void launch(String kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object... args) {
-            List<PtxFunctions.Param> params = signatures.get(kernel);
-            assertTrue(params != null, "no kernel " + kernel + " in the PTX");
-            PtxFunctions.check(kernel, params, args);
-            assertTrue(threads >= 1 && threads <= 1024, kernel + ": " + threads + " threads");
-            assertTrue(sharedBytes >= 0 && sharedBytes <= 48 * 1024, kernel + ": " + sharedBytes + " bytes of shared memory");
-            assertTrue(gridX >= 1 && gridY >= 1 && gridY <= 65535 && gridZ >= 1 && gridZ <= 65535,
-                    kernel + ": grid " + gridX + "x" + gridY + "x" + gridZ);
-            for (Object a : args) {
-                if (a instanceof Address ad) {
-                    inside(ad, 0);
-                }
-            }
-            launched.add(kernel);
-        }
-
-        @Override
-        public void synchronize() {
-        }
-
-        @Override
-        public String name() {
-            return "fake";
-        }
-
-        @Override
-        public void close() {
-        }
-    }
-
     private static Tensor random(Random r, DType type, int... shape) {
         int n = 1;
         for (int d : shape) {
@@ -124,7 +44,7 @@ class FakeDeviceTest {
     void everyOpLaunchesItsKernelWithArgumentsThePtxAccepts() {
         FakeDevice dev = new FakeDevice();
         Random r = new Random(1);
-        try (CudaBackend gpu = new CudaBackend(dev)) {
+        try (CudaBackend gpu = dev.backend()) {
             Tensor x = gpu.upload(random(r, DType.F32, 2, 64, 9, 7));
             Tensor g = gpu.upload(random(r, DType.F16, 64));
             Tensor b = gpu.upload(random(r, DType.BF16, 64));
@@ -179,7 +99,7 @@ class FakeDeviceTest {
                 true, 32);
         FakeDevice dev = new FakeDevice();
         Random r = new Random(2);
-        try (CudaBackend gpu = new CudaBackend(dev)) {
+        try (CudaBackend gpu = dev.backend()) {
             Map<String, Tensor> w = new HashMap<>();
             cfg.parameterShapes().forEach((k, shape) -> w.put("model.diffusion_model." + k, gpu.upload(random(r, DType.F16, shape))));
             UNet unet = UNet.load(gpu, w, "model.diffusion_model.", cfg);
@@ -193,5 +113,184 @@ class FakeDeviceTest {
             assertTrue(dev.launched.containsAll(List.of("conv2d_f32", "group_norm_f32", "attention_f32", "gemm_f32",
                     "geglu_f32", "timestep_embedding_f32")), dev.launched.toString());
         }
+    }
+
+    @Test
+    void aScopeGivesBackWhatItMadeExceptWhatItKeeps() {
+        FakeDevice dev = new FakeDevice();
+        try (CudaBackend gpu = dev.backend()) {
+            Tensor outside = gpu.zeros(10);
+            long base = gpu.bytesInUse();
+            long block = DevicePool.sizeClass(4000);
+            Tensor owner;
+            Tensor kept;
+            try (Backend.Scope outer = gpu.scope()) {
+                try (Backend.Scope inner = gpu.scope()) {
+                    Tensor a = gpu.zeros(1000);
+                    owner = gpu.scale(a, 2);
+                    kept = inner.keep(owner.reshape(10, 100));
+                    assertEquals(base + 2 * block, gpu.bytesInUse());
+                    assertThrows(IllegalStateException.class, outer::close, "scopes close innermost first");
+                }
+                assertEquals(base + block, gpu.bytesInUse(), "the temporary is back, the kept view's storage is not");
+                gpu.silu(kept);
+                assertEquals(base + 2 * block, gpu.bytesInUse());
+                outer.keep(kept);
+            }
+            assertEquals(base + block, gpu.bytesInUse(), "kept out of the outermost scope: the caller's");
+            kept.close();
+            assertEquals(base + block, gpu.bytesInUse(), "a view does not own its storage");
+            owner.close();
+            assertEquals(base, gpu.bytesInUse());
+            assertArrayEquals(new float[10], gpu.toHost(outside).toFloatArray());
+        }
+    }
+
+    private static Map<String, Tensor> uploaded(CudaBackend gpu, Random r, Map<String, int[]> shapes, String prefix) {
+        Map<String, Tensor> w = new HashMap<>();
+        shapes.forEach((k, shape) -> w.put(prefix + k, gpu.upload(random(r, DType.F16, shape))));
+        return w;
+    }
+
+    @Test
+    void repeatedUNetStepsReuseTheirDeviceMemory() {
+        UNet.Config cfg = new UNet.Config(4, 4, 32, new int[] {2}, 1, new int[] {1, 2}, -1, 16, new int[] {0, 1}, 1, 24,
+                true, 32);
+        FakeDevice dev = new FakeDevice();
+        Random r = new Random(3);
+        try (CudaBackend gpu = dev.backend()) {
+            UNet unet = UNet.load(gpu, uploaded(gpu, r, cfg.parameterShapes(), "model.diffusion_model."),
+                    "model.diffusion_model.", cfg);
+            Tensor ctx = gpu.upload(random(r, DType.F32, 2, 77, 24));
+            Tensor y = gpu.upload(random(r, DType.F32, 2, 32));
+            long resident = gpu.bytesInUse();
+            int allocationsAfterFirst = 0;
+            for (int step = 0; step < 4; step++) {
+                Tensor x = random(r, DType.F32, 2, 4, 16, 16); // host latents, as a sampler hands them over
+                int copies = dev.copiesToDevice();
+                try (Backend.Scope s = gpu.scope()) {
+                    Tensor out = gpu.toHost(unet.forward(x, new float[] {900 - 200 * step, 900 - 200 * step}, ctx, y, null));
+                    assertArrayEquals(new int[] {2, 4, 16, 16}, out.shape());
+                }
+                assertEquals(2, dev.copiesToDevice() - copies, "a step sends its latents and its timesteps, nothing else");
+                assertEquals(resident, gpu.bytesInUse(), "step " + step + " gives back everything it made");
+                if (step == 0) {
+                    allocationsAfterFirst = dev.allocations();
+                } else {
+                    assertEquals(allocationsAfterFirst, dev.allocations(), "step " + step + " allocated on the device");
+                }
+            }
+            assertTrue(gpu.bytesReserved() < resident + 64L * 1024 * 1024, "reserved " + gpu.bytesReserved());
+        }
+    }
+
+    @Test
+    void theVaeAndTheTextEncoderGiveBackTheirTemporaries() {
+        FakeDevice dev = new FakeDevice();
+        Random r = new Random(4);
+        try (CudaBackend gpu = dev.backend()) {
+            Map<String, int[]> vaeShapes = new HashMap<>();
+            vaeShapes.putAll(vaeShapes(32, 4));
+            Vae vae = Vae.load(gpu, uploaded(gpu, r, vaeShapes, "first_stage_model."), "first_stage_model.");
+            Map<String, int[]> clipShapes = clipShapes(32, 2);
+            ClipTextEncoder clip = ClipTextEncoder.load(gpu, uploaded(gpu, r, clipShapes, "t."), "t.", 2,
+                    ClipTextEncoder.Activation.QUICK_GELU);
+            long resident = gpu.bytesInUse();
+            Tensor image = gpu.toHost(vae.decode(random(r, DType.F32, 1, 4, 8, 8), null));
+            assertArrayEquals(new int[] {1, 3, 16, 16}, image.shape());
+            assertEquals(resident + DevicePool.sizeClass(4L * 3 * 16 * 16), gpu.bytesInUse(), "only the decoded image is left");
+            image = gpu.toHost(vae.decodeTiled(random(r, DType.F32, 1, 4, 12, 12), 8, 4));
+            assertArrayEquals(new int[] {1, 3, 24, 24}, image.shape());
+            Vae.Posterior p = vae.encode(random(r, DType.F32, 1, 3, 16, 16), null);
+            assertTrue(p.mean().storage().isHost());
+            int[][] ids = new int[1][77];
+            ids[0][0] = ClipTokenizer.START_OF_TEXT;
+            java.util.Arrays.fill(ids[0], 1, 77, ClipTokenizer.END_OF_TEXT);
+            ClipTextEncoder.Output out = clip.encode(ids);
+            assertEquals(3, out.hiddenStates().size());
+            try (Backend.Scope s = gpu.scope()) {
+                clip.encode(ids);
+            }
+            long afterFirst = gpu.bytesInUse();
+            try (Backend.Scope s = gpu.scope()) {
+                clip.encode(ids);
+            }
+            assertEquals(afterFirst, gpu.bytesInUse());
+        }
+    }
+
+    /** A small KL-VAE's parameters (two levels, one block per level). */
+    private static Map<String, int[]> vaeShapes(int ch, int z) {
+        Map<String, int[]> m = new HashMap<>();
+        conv(m, "encoder.conv_in", ch, 3, 3);
+        res(m, "encoder.down.0.block.0", ch, ch);
+        conv(m, "encoder.down.0.downsample.conv", ch, ch, 3);
+        res(m, "encoder.down.1.block.0", ch, 2 * ch);
+        mid(m, "encoder.mid", 2 * ch);
+        norm(m, "encoder.norm_out", 2 * ch);
+        conv(m, "encoder.conv_out", 2 * z, 2 * ch, 3);
+        conv(m, "quant_conv", 2 * z, 2 * z, 1);
+        conv(m, "post_quant_conv", z, z, 1);
+        conv(m, "decoder.conv_in", 2 * ch, z, 3);
+        mid(m, "decoder.mid", 2 * ch);
+        res(m, "decoder.up.1.block.0", 2 * ch, 2 * ch);
+        res(m, "decoder.up.1.block.1", 2 * ch, 2 * ch);
+        conv(m, "decoder.up.1.upsample.conv", 2 * ch, 2 * ch, 3);
+        res(m, "decoder.up.0.block.0", 2 * ch, ch);
+        res(m, "decoder.up.0.block.1", ch, ch);
+        norm(m, "decoder.norm_out", ch);
+        conv(m, "decoder.conv_out", 3, ch, 3);
+        return m;
+    }
+
+    private static void conv(Map<String, int[]> m, String p, int out, int in, int k) {
+        m.put(p + ".weight", new int[] {out, in, k, k});
+        m.put(p + ".bias", new int[] {out});
+    }
+
+    private static void norm(Map<String, int[]> m, String p, int c) {
+        m.put(p + ".weight", new int[] {c});
+        m.put(p + ".bias", new int[] {c});
+    }
+
+    private static void res(Map<String, int[]> m, String p, int in, int out) {
+        norm(m, p + ".norm1", in);
+        conv(m, p + ".conv1", out, in, 3);
+        norm(m, p + ".norm2", out);
+        conv(m, p + ".conv2", out, out, 3);
+        if (in != out) {
+            conv(m, p + ".nin_shortcut", out, in, 1);
+        }
+    }
+
+    private static void mid(Map<String, int[]> m, String p, int c) {
+        res(m, p + ".block_1", c, c);
+        norm(m, p + ".attn_1.norm", c);
+        for (String n : new String[] {"q", "k", "v", "proj_out"}) {
+            conv(m, p + ".attn_1." + n, c, c, 1);
+        }
+        res(m, p + ".block_2", c, c);
+    }
+
+    /** A small CLIP text encoder's parameters in the transformers naming. */
+    private static Map<String, int[]> clipShapes(int d, int layers) {
+        Map<String, int[]> m = new HashMap<>();
+        m.put("embeddings.token_embedding.weight", new int[] {ClipTokenizer.END_OF_TEXT + 1, d});
+        m.put("embeddings.position_embedding.weight", new int[] {77, d});
+        for (int l = 0; l < layers; l++) {
+            String p = "encoder.layers." + l + ".";
+            for (String n : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+                m.put(p + "self_attn." + n + ".weight", new int[] {d, d});
+                m.put(p + "self_attn." + n + ".bias", new int[] {d});
+            }
+            norm(m, p + "layer_norm1", d);
+            norm(m, p + "layer_norm2", d);
+            m.put(p + "mlp.fc1.weight", new int[] {4 * d, d});
+            m.put(p + "mlp.fc1.bias", new int[] {4 * d});
+            m.put(p + "mlp.fc2.weight", new int[] {d, 4 * d});
+            m.put(p + "mlp.fc2.bias", new int[] {d});
+        }
+        norm(m, "final_layer_norm", d);
+        return m;
     }
 }

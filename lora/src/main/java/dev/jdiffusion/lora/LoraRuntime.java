@@ -29,6 +29,21 @@ public final class LoraRuntime implements LayerAdapter {
         this.unmatched = unmatched;
     }
 
+    /**
+     * These adapters with their factors in the backend's memory (uploaded once here, not in every
+     * step); on the CPU backend the same tensors.
+     */
+    public LoraRuntime on(Backend backend) {
+        Map<String, List<Term>> moved = new HashMap<>();
+        terms.forEach((key, list) -> moved.put(key, list.stream()
+                .map(t -> new Term(up(backend, t.down()), up(backend, t.up()), up(backend, t.full()), t.factor())).toList()));
+        return new LoraRuntime(moved, unmatched);
+    }
+
+    private static Tensor up(Backend backend, Tensor t) {
+        return t == null ? null : backend.upload(t);
+    }
+
     /** Per adapter, its modules that name no layer of the model (also logged, as by {@link LoraMerge}). */
     public Map<String, List<String>> unmatched() {
         return unmatched;

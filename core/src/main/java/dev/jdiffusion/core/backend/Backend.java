@@ -26,6 +26,39 @@ public interface Backend extends AutoCloseable {
     /** A new float32 tensor of zeros in this backend's memory. */
     Tensor zeros(int... shape);
 
+    /**
+     * The lifetime of a piece of work's temporaries. Memory of every tensor this backend makes on
+     * the calling thread while the scope is open is given back when it closes, except the tensors
+     * passed to {@link Scope#keep}, which pass to the enclosing scope (or, outside any, to the
+     * caller). Scopes nest and close in the reverse order of opening. A model opens one per layer,
+     * so that a denoising step reuses the memory of the previous one instead of asking the device
+     * for more; on the CPU, where the garbage collector does this, it is a no-op.
+     */
+    default Scope scope() {
+        return Scope.NONE;
+    }
+
+    /** See {@link Backend#scope()}. */
+    interface Scope extends AutoCloseable {
+        /** A scope that tracks nothing (the CPU backend's). */
+        Scope NONE = new Scope() {
+            @Override
+            public Tensor keep(Tensor t) {
+                return t;
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+
+        /** Lets {@code t} (and every view of its storage) outlive this scope; returns it. */
+        Tensor keep(Tensor t);
+
+        @Override
+        void close();
+    }
+
     // ---- linear algebra ------------------------------------------------------------------------
 
     /**

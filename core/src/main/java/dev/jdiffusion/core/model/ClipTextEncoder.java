@@ -179,15 +179,9 @@ public final class ClipTextEncoder {
         List<Tensor> hidden = new ArrayList<>();
         hidden.add(x);
         for (Layer l : layers) {
-            Tensor h = backend.layerNorm(x, l.ln1W(), l.ln1B(), EPS);
-            Tensor q = backend.linear(h, l.qW(), l.qB());
-            Tensor k = backend.linear(h, l.kW(), l.kB());
-            Tensor v = backend.linear(h, l.vW(), l.vB());
-            Tensor o = backend.attention(q, k, v, heads, true);
-            x = backend.add(x, backend.linear(o, l.outW(), l.outB()));
-            Tensor m = backend.linear(backend.layerNorm(x, l.ln2W(), l.ln2B(), EPS), l.fc1W(), l.fc1B());
-            m = activation == Activation.QUICK_GELU ? backend.quickGelu(m) : backend.gelu(m);
-            x = backend.add(x, backend.linear(m, l.fc2W(), l.fc2B()));
+            try (Backend.Scope s = backend.scope()) {
+                x = s.keep(layer(x, l));
+            }
             hidden.add(x);
         }
         Tensor last = finalNorm(x);
@@ -197,9 +191,22 @@ public final class ClipTextEncoder {
             int eot = ClipTokenizer.endIndex(inputIds[i]);
             System.arraycopy(lastData, (i * t + eot) * d, pooled, i * d, d);
         }
-        Tensor pooledT = Tensor.of(pooled, b, d);
+        Tensor pooledT = backend.upload(Tensor.of(pooled, b, d));
         Tensor projected = projection == null ? null : backend.matmul(pooledT, projection, false, false);
         return new Output(List.copyOf(hidden), last, pooledT, projected);
+    }
+
+    /** One residual attention block (pre-norm, causal self-attention, MLP). */
+    private Tensor layer(Tensor x, Layer l) {
+        Tensor h = backend.layerNorm(x, l.ln1W(), l.ln1B(), EPS);
+        Tensor q = backend.linear(h, l.qW(), l.qB());
+        Tensor k = backend.linear(h, l.kW(), l.kB());
+        Tensor v = backend.linear(h, l.vW(), l.vB());
+        Tensor o = backend.attention(q, k, v, heads, true);
+        x = backend.add(x, backend.linear(o, l.outW(), l.outB()));
+        Tensor m = backend.linear(backend.layerNorm(x, l.ln2W(), l.ln2B(), EPS), l.fc1W(), l.fc1B());
+        m = activation == Activation.QUICK_GELU ? backend.quickGelu(m) : backend.gelu(m);
+        return backend.add(x, backend.linear(m, l.fc2W(), l.fc2B()));
     }
 
     /**

@@ -83,29 +83,31 @@ public final class PromptEncoder {
         List<PromptParser.Weighted> pieces = emphasis == Emphasis.NONE
                 ? List.of(new PromptParser.Weighted(prompt, 1.0)) : PromptParser.parseAttention(prompt);
         PromptParser.Chunks chunks = PromptParser.chunks(tokenizer, pieces, PromptParser.COMMA_BACKTRACK);
-        Tensor empty = null;
-        List<Tensor> parts = new ArrayList<>();
-        Tensor pooled = null;
-        for (PromptParser.Chunk chunk : chunks.chunks()) {
-            ClipTextEncoder.Output out = encoder.encode(new int[][] {padded(chunk.tokens())});
-            if (pooled == null) {
-                pooled = out.projected() != null ? out.projected() : out.pooled();
-            }
-            Tensor z = layer(out, clipSkip);
-            double[] w = chunk.multipliers();
-            if (emphasis == Emphasis.RELATIVE_TO_EMPTY && Arrays.stream(w).anyMatch(v -> v != 1)) {
-                if (empty == null) {
-                    int[] e = ClipTokenizer.pad(new int[0], padding);
-                    empty = layer(encoder.encode(new int[][] {e}), clipSkip);
+        try (Backend.Scope scope = backend.scope()) {
+            Tensor empty = null;
+            List<Tensor> parts = new ArrayList<>();
+            Tensor pooled = null;
+            for (PromptParser.Chunk chunk : chunks.chunks()) {
+                ClipTextEncoder.Output out = encoder.encode(new int[][] {padded(chunk.tokens())});
+                if (pooled == null) {
+                    pooled = out.projected() != null ? out.projected() : out.pooled();
                 }
-                z = relativeToEmpty(z, empty, w);
-            } else if (emphasis == Emphasis.ORIGINAL || emphasis == Emphasis.NO_NORM) {
-                z = multiply(z, w, emphasis == Emphasis.ORIGINAL);
+                Tensor z = layer(out, clipSkip);
+                double[] w = chunk.multipliers();
+                if (emphasis == Emphasis.RELATIVE_TO_EMPTY && Arrays.stream(w).anyMatch(v -> v != 1)) {
+                    if (empty == null) {
+                        int[] e = ClipTokenizer.pad(new int[0], padding);
+                        empty = layer(encoder.encode(new int[][] {e}), clipSkip);
+                    }
+                    z = backend.upload(relativeToEmpty(backend.toHost(z), backend.toHost(empty), w));
+                } else if (emphasis == Emphasis.ORIGINAL || emphasis == Emphasis.NO_NORM) {
+                    z = backend.upload(multiply(backend.toHost(z), w, emphasis == Emphasis.ORIGINAL));
+                }
+                parts.add(z);
             }
-            parts.add(z);
+            Tensor context = parts.size() == 1 ? parts.get(0) : backend.concat(1, parts.toArray(Tensor[]::new));
+            return new Encoded(scope.keep(context), scope.keep(pooled), chunks.tokenCount());
         }
-        Tensor context = parts.size() == 1 ? parts.get(0) : backend.concat(1, parts.toArray(Tensor[]::new));
-        return new Encoded(context, pooled, chunks.tokenCount());
     }
 
     /** The chunk's ids with the padding after the first end token (SD 2.x pads with 0). */
@@ -119,8 +121,8 @@ public final class PromptEncoder {
     }
 
     /** z [1, 77, D] with each position scaled by its weight; optionally rescaled to the original mean. */
-    private Tensor multiply(Tensor z, double[] w, boolean restoreMean) {
-        float[] v = backend.toHost(z).toFloatArray();
+    private static Tensor multiply(Tensor z, double[] w, boolean restoreMean) {
+        float[] v = z.toFloatArray();
         int d = v.length / w.length;
         double before = mean(v);
         for (int t = 0; t < w.length; t++) {

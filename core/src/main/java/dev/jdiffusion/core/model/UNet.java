@@ -182,7 +182,11 @@ public final class UNet {
         }
     }
 
-    /** Receives intermediate tensors by name ({@code t_emb}, {@code emb}, {@code h.input_blocks.i}, …); may be null. */
+    /**
+     * Receives intermediate tensors by name ({@code t_emb}, {@code emb}, {@code h.input_blocks.i}, …);
+     * may be null. On a backend that reuses memory ({@link Backend#scope()}) a tensor is valid only
+     * until the forward pass returns: copy what must outlive it.
+     */
     public interface Observer extends BiConsumer<String, Tensor> {
     }
 
@@ -227,6 +231,11 @@ public final class UNet {
         return cfg;
     }
 
+    /** The backend the UNet runs on. */
+    public Backend backend() {
+        return backend;
+    }
+
     private Tensor weight(String name) {
         Tensor t = w.get(prefix + name);
         if (t == null) {
@@ -244,7 +253,9 @@ public final class UNet {
     /**
      * The model output for latents x {@code [B, C, H, W]} (H and W multiples of 2^(levels − 1)) at real
      * timesteps t (one per batch item), cross-attending to {@code context [B, T, contextDim]};
-     * {@code y [B, admInChannels]} for SDXL, else null.
+     * {@code y [B, admInChannels]} for SDXL, else null. Inputs in host memory are brought to the
+     * backend for the pass; the result is the backend's (see {@link Backend#toHost}). Everything else
+     * the pass makes is given back when it returns.
      */
     public Tensor forward(Tensor x, float[] timesteps, Tensor context, Tensor y, Observer o) {
         int b = x.dim(0);
@@ -261,6 +272,13 @@ public final class UNet {
             throw new IllegalArgumentException(cfg.admInChannels() > 0 ? "this UNet needs its vector input y [" + b + ", "
                     + cfg.admInChannels() + "]" : "this UNet takes no vector input y");
         }
+        try (Backend.Scope scope = backend.scope()) {
+            return scope.keep(run(backend.upload(x), timesteps, backend.upload(context), y == null ? null : backend.upload(y), o));
+        }
+    }
+
+    /** The forward pass; each block's temporaries are given back when it ends, its output kept until the pass ends. */
+    private Tensor run(Tensor x, float[] timesteps, Tensor context, Tensor y, Observer o) {
         Tensor tEmb = backend.timestepEmbedding(timesteps, cfg.modelChannels());
         observe(o, "t_emb", tEmb);
         Tensor emb = mlp(tEmb, "time_embed");
@@ -307,22 +325,29 @@ public final class UNet {
         for (int level = mult.length - 1; level >= 0; level--) {
             for (int r = 0; r <= cfg.numResBlocks(); r++) {
                 String p = "output_blocks." + out + ".";
-                h = resBlock(backend.concat(1, h, skips.pop()), embAct, p + "0");
+                Tensor skip = skips.pop();
+                try (Backend.Scope s = backend.scope()) {
+                    h = s.keep(resBlock(backend.concat(1, h, skip), embAct, p + "0"));
+                }
                 int k = 1;
                 if (cfg.attentionAt(ds, level)) {
                     h = transformer(h, context, p + "1", cfg.transformerDepth()[level]);
                     k = 2;
                 }
                 if (level > 0 && r == cfg.numResBlocks()) {
-                    h = conv(backend.upsampleNearest2x(h), p + k + ".conv", 1, 1);
+                    try (Backend.Scope s = backend.scope()) {
+                        h = s.keep(conv(backend.upsampleNearest2x(h), p + k + ".conv", 1, 1));
+                    }
                     ds /= 2;
                 }
                 observe(o, "h.output_blocks." + out, h);
                 out++;
             }
         }
-        h = backend.groupNorm(h, GROUPS, weight("out.0.weight"), weight("out.0.bias"), 1e-5f, true);
-        return conv(h, "out.2", 1, 1);
+        try (Backend.Scope s = backend.scope()) {
+            h = backend.groupNorm(h, GROUPS, weight("out.0.weight"), weight("out.0.bias"), 1e-5f, true);
+            return s.keep(conv(h, "out.2", 1, 1));
+        }
     }
 
     private Tensor mlp(Tensor x, String p) {
@@ -351,6 +376,12 @@ public final class UNet {
     }
 
     private Tensor resBlock(Tensor x, Tensor embAct, String p) {
+        try (Backend.Scope s = backend.scope()) {
+            return s.keep(resBlockIn(x, embAct, p));
+        }
+    }
+
+    private Tensor resBlockIn(Tensor x, Tensor embAct, String p) {
         Tensor a = backend.groupNorm(x, GROUPS, weight(p + ".in_layers.0.weight"), weight(p + ".in_layers.0.bias"), 1e-5f, true);
         a = conv(a, p + ".in_layers.2", 1, 1);
         Tensor e = linear(embAct, p + ".emb_layers.1");
@@ -362,6 +393,12 @@ public final class UNet {
     }
 
     private Tensor transformer(Tensor x, Tensor context, String p, int depth) {
+        try (Backend.Scope s = backend.scope()) {
+            return s.keep(transformerIn(x, context, p, depth));
+        }
+    }
+
+    private Tensor transformerIn(Tensor x, Tensor context, String p, int depth) {
         int b = x.dim(0);
         int c = x.dim(1);
         int hh = x.dim(2);
@@ -375,12 +412,13 @@ public final class UNet {
             a = tokens(conv(a, p + ".proj_in", 1, 0));
         }
         for (int d = 0; d < depth; d++) {
-            String t = p + ".transformer_blocks." + d + ".";
-            Tensor n1 = layerNorm(a, t + "norm1");
-            a = backend.add(attention(n1, n1, t + "attn1", heads), a);
-            a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
-            Tensor g = linear(layerNorm(a, t + "norm3"), t + "ff.net.0.proj");
-            a = backend.add(linear(backend.geglu(g), t + "ff.net.2"), a);
+            Tensor previous = a;
+            try (Backend.Scope s = backend.scope()) {
+                a = s.keep(basicBlock(a, context, p + ".transformer_blocks." + d + ".", heads));
+            }
+            if (d > 0) {
+                previous.close();
+            }
         }
         Tensor out;
         if (cfg.linearProjection()) {
@@ -390,6 +428,15 @@ public final class UNet {
             out = conv(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), p + ".proj_out", 1, 0);
         }
         return backend.add(out, x);
+    }
+
+    /** One transformer block: self-attention, cross-attention, GEGLU feed-forward, each residual. */
+    private Tensor basicBlock(Tensor a, Tensor context, String t, int heads) {
+        Tensor n1 = layerNorm(a, t + "norm1");
+        a = backend.add(attention(n1, n1, t + "attn1", heads), a);
+        a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
+        Tensor g = linear(layerNorm(a, t + "norm3"), t + "ff.net.0.proj");
+        return backend.add(linear(backend.geglu(g), t + "ff.net.2"), a);
     }
 
     /** [B, C, H, W] to the token sequence [B, H·W, C]. */

@@ -4,6 +4,7 @@ import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.util.Map;
 import java.util.function.BiConsumer;
+import java.util.function.UnaryOperator;
 
 /**
  * Stable Diffusion's first stage, the KL autoencoder (LDM {@code AutoencoderKL}: {@code Encoder},
@@ -20,11 +21,14 @@ public final class Vae {
     private static final int GROUPS = 32;
     private static final float EPS = 1e-6f;
 
-    /** The encoder's posterior: mean and log-variance (clamped to [−30, 20]) of each latent element. */
+    /** The encoder's posterior, in host memory: mean and log-variance (clamped to [−30, 20]) of each latent element. */
     public record Posterior(Tensor moments, Tensor mean, Tensor logvar, Tensor std) {
     }
 
-    /** Receives each block's output by its module path (for comparing with a reference); may be null. */
+    /**
+     * Receives each block's output by its module path (for comparing with a reference); may be null.
+     * On a backend that reuses memory ({@link Backend#scope()}) a tensor is valid only during the call.
+     */
     public interface Observer extends BiConsumer<String, Tensor> {
     }
 
@@ -96,27 +100,50 @@ public final class Vae {
             throw new IllegalArgumentException("the VAE encodes [N, C, H, W] images with H and W multiples of " + f
                     + ", got " + java.util.Arrays.toString(x.shape()));
         }
-        String e = "encoder.";
-        Tensor h = conv(x, e + "conv_in", 1, 1);
-        observe(o, e + "conv_in", h);
-        for (int i = 0; i < levels; i++) {
-            for (int j = 0; j < blocks; j++) {
-                h = resnet(h, e + "down." + i + ".block." + j);
-                observe(o, e + "down." + i + ".block." + j, h);
+        try (Backend.Scope scope = backend.scope()) {
+            Tensor in = backend.upload(x);
+            String e = "encoder.";
+            Tensor h = step(in, in, t -> conv(t, e + "conv_in", 1, 1));
+            observe(o, e + "conv_in", h);
+            for (int i = 0; i < levels; i++) {
+                for (int j = 0; j < blocks; j++) {
+                    String name = e + "down." + i + ".block." + j;
+                    h = step(h, in, t -> resnet(t, name));
+                    observe(o, name, h);
+                }
+                if (i != levels - 1) {
+                    String name = e + "down." + i + ".downsample";
+                    h = step(h, in, t -> downsample(t, name + ".conv"));
+                    observe(o, name, h);
+                }
             }
-            if (i != levels - 1) {
-                h = downsample(h, e + "down." + i + ".downsample.conv");
-                observe(o, e + "down." + i + ".downsample", h);
-            }
+            h = mid(h, in, e, o);
+            h = out(h, in, e, o);
+            Tensor moments = step(h, in, t -> conv(t, "quant_conv", 1, 0));
+            observe(o, "quant_conv", moments);
+            return posterior(moments);
         }
-        h = mid(h, e, o);
-        h = out(h, e, o);
-        Tensor moments = conv(h, "quant_conv", 1, 0);
-        observe(o, "quant_conv", moments);
-        return posterior(moments);
     }
 
-    /** Mean and clamped log-variance from the moments (the channel halves), and the standard deviation. */
+    /**
+     * {@code f(h)} with its temporaries given back as it returns, and {@code h} as well unless it is the
+     * caller's {@code input}: a pass holds one activation at a time besides the layer at work.
+     */
+    private Tensor step(Tensor h, Tensor input, UnaryOperator<Tensor> f) {
+        Tensor r;
+        try (Backend.Scope s = backend.scope()) {
+            r = s.keep(f.apply(h));
+        }
+        if (h != input && h.storage() != r.storage()) {
+            h.close();
+        }
+        return r;
+    }
+
+    /**
+     * Mean and clamped log-variance from the moments (the channel halves), and the standard deviation;
+     * all four in host memory.
+     */
     private Posterior posterior(Tensor moments) {
         float[] m = backend.toHost(moments).toFloatArray();
         int n = moments.dim(0);
@@ -134,12 +161,12 @@ public final class Vae {
             }
         }
         int[] shape = {n, c, moments.dim(2), moments.dim(3)};
-        return new Posterior(moments, Tensor.of(mean, shape), Tensor.of(logvar, shape), Tensor.of(std, shape));
+        return new Posterior(Tensor.of(m, moments.shape()), Tensor.of(mean, shape), Tensor.of(logvar, shape), Tensor.of(std, shape));
     }
 
-    /** A sample of the posterior: mean + std · eps. */
+    /** A sample of the posterior: mean + std · eps, in this backend's memory. */
     public Tensor sample(Posterior p, Tensor eps) {
-        return backend.add(p.mean(), backend.mul(p.std(), eps));
+        return backend.add(backend.upload(p.mean()), backend.mul(backend.upload(p.std()), backend.upload(eps)));
     }
 
     /** Latents z [N, zc, h, w] (already divided by the scale factor) to images in about [−1, 1]. */
@@ -148,32 +175,37 @@ public final class Vae {
             throw new IllegalArgumentException("the VAE decodes [N, " + zChannels + ", h, w] latents, got "
                     + java.util.Arrays.toString(z.shape()));
         }
-        String d = "decoder.";
-        Tensor h = conv(z, "post_quant_conv", 1, 0);
-        observe(o, "post_quant_conv", h);
-        h = conv(h, d + "conv_in", 1, 1);
-        observe(o, d + "conv_in", h);
-        h = mid(h, d, o);
-        for (int i = levels - 1; i >= 0; i--) {
-            for (int j = 0; j <= blocks; j++) {
-                h = resnet(h, d + "up." + i + ".block." + j);
-                observe(o, d + "up." + i + ".block." + j, h);
+        try (Backend.Scope scope = backend.scope()) {
+            Tensor in = backend.upload(z);
+            String d = "decoder.";
+            Tensor h = step(in, in, t -> conv(t, "post_quant_conv", 1, 0));
+            observe(o, "post_quant_conv", h);
+            h = step(h, in, t -> conv(t, d + "conv_in", 1, 1));
+            observe(o, d + "conv_in", h);
+            h = mid(h, in, d, o);
+            for (int i = levels - 1; i >= 0; i--) {
+                for (int j = 0; j <= blocks; j++) {
+                    String name = d + "up." + i + ".block." + j;
+                    h = step(h, in, t -> resnet(t, name));
+                    observe(o, name, h);
+                }
+                if (i != 0) {
+                    String name = d + "up." + i + ".upsample";
+                    h = step(h, in, t -> conv(backend.upsampleNearest2x(t), name + ".conv", 1, 1));
+                    observe(o, name, h);
+                }
             }
-            if (i != 0) {
-                h = conv(backend.upsampleNearest2x(h), d + "up." + i + ".upsample.conv", 1, 1);
-                observe(o, d + "up." + i + ".upsample", h);
-            }
+            return scope.keep(out(h, in, d, o));
         }
-        return out(h, d, o);
     }
 
     /**
      * {@link #decode} tile by tile for large images: latent tiles of {@code tileLatent} that overlap by
      * {@code overlapLatent}, blended linearly (diffusers' default for SD: 64 and 16, i.e. 512-pixel
-     * tiles). Memory follows the tile size, not the image.
+     * tiles). Memory follows the tile size, not the image. The image comes back in host memory.
      */
     public Tensor decodeTiled(Tensor z, int tileLatent, int overlapLatent) {
-        return Tiles.apply(z, tileLatent, overlapLatent, downsamplingFactor(), 1, t -> decode(t, null));
+        return Tiles.apply(backend.toHost(z), tileLatent, overlapLatent, downsamplingFactor(), 1, t -> hostResult(decode(t, null)));
     }
 
     /**
@@ -185,24 +217,34 @@ public final class Vae {
         if (tilePixels % f != 0 || overlapPixels % f != 0) {
             throw new IllegalArgumentException("tile and overlap must be multiples of " + f + " pixels");
         }
-        Tensor moments = Tiles.apply(x, tilePixels, overlapPixels, 1, f, t -> encode(t, null).moments());
+        Tensor moments = Tiles.apply(backend.toHost(x), tilePixels, overlapPixels, 1, f, t -> encode(t, null).moments());
         return posterior(moments);
     }
 
-    private Tensor mid(Tensor h, String part, Observer o) {
-        h = resnet(h, part + "mid.block_1");
+    /** A host copy of a tensor of this backend, its device memory given back at once. */
+    private Tensor hostResult(Tensor t) {
+        Tensor host = backend.toHost(t);
+        if (host != t) {
+            t.close();
+        }
+        return host;
+    }
+
+    private Tensor mid(Tensor h, Tensor in, String part, Observer o) {
+        h = step(h, in, t -> resnet(t, part + "mid.block_1"));
         observe(o, part + "mid.block_1", h);
-        h = attention(h, part + "mid.attn_1");
+        h = step(h, in, t -> attention(t, part + "mid.attn_1"));
         observe(o, part + "mid.attn_1", h);
-        h = resnet(h, part + "mid.block_2");
+        h = step(h, in, t -> resnet(t, part + "mid.block_2"));
         observe(o, part + "mid.block_2", h);
         return h;
     }
 
-    private Tensor out(Tensor h, String part, Observer o) {
-        Tensor n = backend.groupNorm(h, GROUPS, weight(part + "norm_out.weight"), weight(part + "norm_out.bias"), EPS, false);
+    private Tensor out(Tensor h, Tensor in, String part, Observer o) {
+        Tensor n = step(h, in, t -> backend.groupNorm(t, GROUPS, weight(part + "norm_out.weight"), weight(part + "norm_out.bias"),
+                EPS, false));
         observe(o, part + "norm_out", n);
-        Tensor r = conv(backend.silu(n), part + "conv_out", 1, 1);
+        Tensor r = step(n, in, t -> conv(backend.silu(t), part + "conv_out", 1, 1));
         observe(o, part + "conv_out", r);
         return r;
     }
