@@ -1,8 +1,9 @@
 package dev.jdiffusion.cli;
 
-import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.model.PromptEncoder;
 import dev.jdiffusion.pipeline.DemoModel;
+import dev.jdiffusion.pipeline.Devices;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
 import dev.jdiffusion.pipeline.InfoText;
@@ -96,6 +97,10 @@ class GenerateCommand implements Callable<Integer> {
     @Option(names = "--strength-rule", defaultValue = "a1111", description = "img2img schedule cut: a1111, a1111-fixed-steps, comfyui, diffusers.")
     String strengthRule;
 
+    @Option(names = "--device", defaultValue = "cpu", description = "Where the networks run: cpu, cuda, cuda:N or auto (a GPU "
+            + "when one can be used, else the CPU). Default ${DEFAULT-VALUE}: the CUDA backend is new and not yet the default.")
+    String device;
+
     @Option(names = "--lora-dir", description = "Where <lora:name:strength> tags in the prompt find name.safetensors "
             + "(default: the Lora folder beside the model, else the model's folder).")
     Path loraDir;
@@ -160,9 +165,9 @@ class GenerateCommand implements Callable<Integer> {
         GenerationRequest checked = builder.build();
         boolean sizeFromModel = fromPng == null && initImage == null && width == null && height == null;
         List<GeneratedImage> images;
-        try (CpuBackend cpu = model == null ? null : new CpuBackend();
-             StableDiffusion sd = model == null ? null : StableDiffusion.load(cpu, model, tokenizer);
-             StableDiffusion ref = refiner == null ? null : StableDiffusion.load(cpu, refiner, tokenizer)) {
+        try (Backend backend = Devices.open(device);
+             StableDiffusion sd = model == null ? null : StableDiffusion.load(backend, model, tokenizer);
+             StableDiffusion ref = refiner == null ? null : StableDiffusion.load(backend, refiner, tokenizer)) {
             GenerationRequest request = sd != null && sizeFromModel
                     ? builder.size(sd.defaultSize(), sd.defaultSize()).build() : checked;
             int total = request.batchCount();

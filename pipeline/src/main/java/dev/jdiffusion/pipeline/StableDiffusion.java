@@ -68,6 +68,8 @@ public final class StableDiffusion implements AutoCloseable {
     private AutoCloseable file = () -> { };
     /** All weights by checkpoint name and how to build the text encoders from them (for LoRA); null when built from parts. */
     private Map<String, Tensor> weights;
+    /** The networks' weights in the backend's memory, uploaded once (on the CPU: the same tensors), by checkpoint name. */
+    private Map<String, Tensor> resident;
     private TextEncoders textEncoders;
     private volatile Path loraFolder;
     private volatile LoraTargets targets;
@@ -188,12 +190,51 @@ public final class StableDiffusion implements AutoCloseable {
     public static StableDiffusion ofEncoders(Backend backend, ClipTokenizer tokenizer, Map<String, Tensor> weights,
                                              TextEncoders textEncoders, UNet.Config unet, DiscreteSchedule schedule,
                                              String modelName, Family family) {
-        StableDiffusion sd = new StableDiffusion(backend, tokenizer, textEncoders.build(weights),
-                UNet.load(backend, weights, "model.diffusion_model.", unet), Vae.load(backend, weights, "first_stage_model."),
+        Map<String, Tensor> resident = upload(backend, weights);
+        StableDiffusion sd = new StableDiffusion(backend, tokenizer, textEncoders.build(resident),
+                UNet.load(backend, resident, "model.diffusion_model.", unet), Vae.load(backend, resident, "first_stage_model."),
                 schedule, modelName, family);
         sd.weights = weights;
+        sd.resident = resident;
         sd.textEncoders = textEncoders;
         return sd;
+    }
+
+    /** The prefixes of the networks' weights (EMA copies and other extras in a file stay behind). */
+    private static final List<String> NETWORKS = List.of("cond_stage_model.", "conditioner.", "model.diffusion_model.",
+            "first_stage_model.");
+
+    /**
+     * The networks' weights in the backend's memory, each uploaded once, in its stored type (on the CPU
+     * backend: the same tensors); the file's other tensors left out.
+     */
+    private static Map<String, Tensor> upload(Backend backend, Map<String, Tensor> weights) {
+        Map<String, Tensor> out = new HashMap<>();
+        weights.forEach((k, v) -> {
+            if (NETWORKS.stream().anyMatch(k::startsWith)) {
+                out.put(k, backend.upload(v));
+            }
+        });
+        return out;
+    }
+
+    /**
+     * A weight map (LoRAs merged into some entries) in the backend's memory: the entries loaded with the
+     * model as uploaded then, the changed ones uploaded now (given back when the generation ends).
+     */
+    private Map<String, Tensor> onBackend(Map<String, Tensor> m) {
+        Map<String, Tensor> out = new HashMap<>();
+        m.forEach((k, v) -> {
+            if (NETWORKS.stream().anyMatch(k::startsWith)) {
+                out.put(k, v == weights.get(k) ? resident.get(k) : backend.upload(v));
+            }
+        });
+        return out;
+    }
+
+    /** The backend the model runs on. */
+    public Backend backend() {
+        return backend;
     }
 
     /** The family the model generates as. */
@@ -321,6 +362,14 @@ public final class StableDiffusion implements AutoCloseable {
      * the prompt without LoRA tags, and decodes the result.
      */
     public List<GeneratedImage> generate(GenerationRequest r, StableDiffusion refiner, ProgressListener progress) {
+        // what a generation makes in a backend's memory (conditionings, LoRA factors) is given back when it ends
+        try (Backend.Scope own = backend.scope();
+             Backend.Scope refiners = refiner == null || refiner.backend == backend ? Backend.Scope.NONE : refiner.backend.scope()) {
+            return generateScoped(r, refiner, progress);
+        }
+    }
+
+    private List<GeneratedImage> generateScoped(GenerationRequest r, StableDiffusion refiner, ProgressListener progress) {
         LoraTags.Parsed tagged = LoraTags.parse(r.prompt());
         UNet adaptedUnet = this.unet;
         List<ClipTextEncoder> adaptedEncoders = this.encoders;
@@ -338,8 +387,9 @@ public final class StableDiffusion implements AutoCloseable {
                 hashes.add(t.name() + ": " + lora.shortHash());
             }
             LoraTargets targets = loraTargets();
-            adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied, targets));
-            adaptedEncoders = textEncoders.build(LoraMerge.merge(weights, applied, targets, LoraTargets.Part.TEXT_ENCODER).weights());
+            adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied, targets).on(backend));
+            adaptedEncoders = textEncoders.build(onBackend(LoraMerge.merge(weights, applied, targets, LoraTargets.Part.TEXT_ENCODER)
+                    .weights()));
             extra.put("Lora hashes", String.join(", ", hashes));
         }
         int f = vae.downsamplingFactor();
@@ -353,7 +403,10 @@ public final class StableDiffusion implements AutoCloseable {
             Tensor image = Pixels.toImage(r.initImage(), 1, r.height(), r.width());
             Vae.Posterior posterior = tiled(latentShape) ? vae.encodeTiled(image, TILE_LATENT * f, TILE_OVERLAP_LATENT * f)
                     : vae.encode(image, null);
-            initLatent = backend.scale(posterior.mean(), family.vaeScale()).toFloatArray();
+            initLatent = posterior.mean().toFloatArray();
+            for (int i = 0; i < initLatent.length; i++) {
+                initLatent[i] *= family.vaeScale();
+            }
         }
         GenerationLoop.Model model = new Stage(r, adaptedUnet, adaptedEncoders, latentShape);
         if (refiner != null) {
@@ -505,8 +558,8 @@ public final class StableDiffusion implements AutoCloseable {
                 c[i] = e.context();
                 pooled[i] = e.pooled();
                 if (i == 0 && family.kind() != Family.Kind.SD && texts.get(0).isEmpty()) {
-                    c[i] = Tensor.zeros(c[i].shape());
-                    pooled[i] = Tensor.zeros(pooled[i].shape());
+                    c[i] = backend.zeros(c[i].shape());
+                    pooled[i] = backend.zeros(pooled[i].shape());
                 }
             }
             int longest = 0;
@@ -583,8 +636,10 @@ public final class StableDiffusion implements AutoCloseable {
                 z[e] = (float) (latent[item * per + e] / scale);
             }
             Tensor zt = Tensor.of(z, 1, latentShape[0], latentShape[1], latentShape[2]);
-            return Pixels.fromImage(tiled(latentShape) ? vae.decodeTiled(zt, TILE_LATENT, TILE_OVERLAP_LATENT)
-                    : vae.decode(zt, null));
+            try (Backend.Scope s = backend.scope()) {
+                return Pixels.fromImage(backend.toHost(tiled(latentShape) ? vae.decodeTiled(zt, TILE_LATENT, TILE_OVERLAP_LATENT)
+                        : vae.decode(zt, null)));
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.jdiffusion.pipeline;
 
+import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
 import dev.jdiffusion.samplers.DiffusionModel;
@@ -8,7 +9,8 @@ import dev.jdiffusion.samplers.DiffusionModel;
  * The UNet as the samplers see it ({@link DiffusionModel}): a batch of latents in double precision,
  * one real timestep for all of them, and the cross-attention context of each batch item (for CFG:
  * the negative prompt's for the first half, the prompt's for the second, as
- * {@link dev.jdiffusion.samplers.PairedDenoiser} orders them).
+ * {@link dev.jdiffusion.samplers.PairedDenoiser} orders them). The samplers work in host memory in
+ * double precision; each evaluation sends the latents to the UNet's backend and takes its output back.
  */
 public final class UNetModel implements DiffusionModel {
     private final UNet unet;
@@ -38,8 +40,11 @@ public final class UNetModel implements DiffusionModel {
         }
         float[] t = new float[b];
         java.util.Arrays.fill(t, (float) timestep);
-        float[] out = unet.forward(Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]), t, context, y, null)
-                .toFloatArray();
+        float[] out;
+        try (Backend.Scope s = unet.backend().scope()) {
+            out = unet.backend().toHost(unet.forward(Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]), t, context, y,
+                    null)).toFloatArray();
+        }
         double[] r = new double[out.length];
         for (int i = 0; i < r.length; i++) {
             r[i] = out[i];

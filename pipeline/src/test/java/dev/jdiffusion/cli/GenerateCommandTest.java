@@ -7,6 +7,8 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import dev.jdiffusion.cuda.CudaProbe;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -50,6 +52,15 @@ class GenerateCommandTest {
         assertTrue(fails(dir, "--model", model.toString(), "--prompt", "x", "--refiner-switch-at", "0", "--output", out)
                 .contains("switch-at"));
         assertTrue(fails(dir, "--prompt", "x", "--refiner", model.toString(), "--output", out).contains("--refiner needs a --model"));
+        assertTrue(fails(dir, "--prompt", "x", "--device", "tpu", "--output", out).contains("unknown device \"tpu\""));
+    }
+
+    @Test
+    void deviceCudaWithoutAGpuSaysWhyAndWritesNothing(@TempDir Path dir) throws Exception {
+        Assumptions.assumeFalse(CudaProbe.probe().available(), "this machine has a CUDA device");
+        Files.writeString(dir.resolve("marker"), "");
+        String err = fails(dir, "--prompt", "x", "--device", "cuda", "--output", dir.resolve("out.png").toString());
+        assertTrue(err.contains("no CUDA device can be used: " + CudaProbe.probe().reason()), err);
     }
 
     @Test

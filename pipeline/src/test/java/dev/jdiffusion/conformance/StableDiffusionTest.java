@@ -59,7 +59,7 @@ class StableDiffusionTest {
         }
     }
 
-    private static GenerationRequest.Builder cat() {
+    static GenerationRequest.Builder cat() {
         return GenerationRequest.builder("a photo of a cat").negativePrompt("blurry, low quality").size(32, 32).steps(10)
                 .cfgScale(7).sampler("Euler a").scheduler("Karras").seed(42).rng(SeededNoise.Generator.TORCH_CPU);
     }
@@ -225,7 +225,7 @@ class StableDiffusionTest {
     }
 
     /** The tiny model made from its weight map, so that it takes LoRA tags (the files of lora/sd1-tiny). */
-    private static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra)
+    static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra)
             throws IOException {
         Path root = Cases.root();
         Assumptions.assumeTrue(Files.isDirectory(root.resolve("lora")), "no conformance data at " + root);
