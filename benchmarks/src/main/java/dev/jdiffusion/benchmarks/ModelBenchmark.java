@@ -1,7 +1,9 @@
 package dev.jdiffusion.benchmarks;
 
 import dev.jdiffusion.checkpoint.StoredType;
+import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.pipeline.Devices;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -17,6 +19,7 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -25,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The SD 1.5 networks at full size (the random checkpoint of {@link Sd15Checkpoint}, F16 weights, in
- * {@code jdiffusion.bench.dir}), on the CPU backend with every core: one UNet step on a 64×64 latent
+ * {@code jdiffusion.bench.dir}), on the CPU backend with every core (or, with {@code -p device=cuda},
+ * on the GPU; each operation then ends with its result copied back): one UNet step on a 64×64 latent
  * with batch 2 (512×512 images, conditional and unconditional), one VAE decode to 512×512, and the
  * text encoder on 2 prompts. Seconds per operation; {@link PeakReport} adds GFLOP/s from
  * {@link #flops(String)} and the fraction of the measured FMA ceiling.
@@ -39,7 +43,11 @@ import org.openjdk.jmh.annotations.Warmup;
 public class ModelBenchmark {
     private static final Map<String, Double> FLOPS = new ConcurrentHashMap<>();
 
-    private CpuBackend cpu;
+    /** Where the networks run ({@link Devices#open}): {@code -p device=cuda} times them on the GPU. */
+    @Param({"cpu"})
+    public String device;
+
+    private Backend backend;
     private Sd15Models models;
     private int[][] ids;
     private Tensor context;
@@ -52,8 +60,8 @@ public class ModelBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        cpu = new CpuBackend();
-        models = Sd15Models.load(cpu, checkpoint());
+        backend = Devices.open(device);
+        models = Sd15Models.load(backend, checkpoint());
         ids = prompts();
         context = models.clip.encode(ids).lastHiddenState();
         latent = Tensor.zeros(2, 4, 64, 64);
@@ -63,7 +71,7 @@ public class ModelBenchmark {
     @TearDown(Level.Trial)
     public void tearDown() {
         models.close();
-        cpu.close();
+        backend.close();
     }
 
     private static int[][] prompts() {
@@ -80,19 +88,25 @@ public class ModelBenchmark {
     /** One UNet evaluation: latent 64×64, batch 2 (a CFG step of one 512×512 image). */
     @Benchmark
     public Tensor unetStep_64x64_batch2() {
-        return models.unet.forward(latent, new float[] {500, 500}, context, null, null);
+        try (Backend.Scope s = backend.scope()) {
+            return backend.toHost(models.unet.forward(latent, new float[] {500, 500}, context, null, null));
+        }
     }
 
     /** The VAE decoder from a 64×64 latent to a 512×512 image. */
     @Benchmark
     public Tensor vaeDecode_512() {
-        return models.vae.decode(z, null);
+        try (Backend.Scope s = backend.scope()) {
+            return backend.toHost(models.vae.decode(z, null));
+        }
     }
 
     /** The text encoder on two 77-token prompts. */
     @Benchmark
     public Tensor clipEncode_batch2() {
-        return models.clip.encode(ids).lastHiddenState();
+        try (Backend.Scope s = backend.scope()) {
+            return backend.toHost(models.clip.encode(ids).lastHiddenState());
+        }
     }
 
     /** The FLOPs of one operation of a benchmark, counted on the networks themselves ({@link FlopCounter}). */
