@@ -59,7 +59,8 @@ public final class Sd15Checkpoint {
             case SDXL -> dev.jdiffusion.core.model.UNet.Config.sdxl();
         };
         unet.parameterShapes().forEach((k, v) -> put(m, UNET + k, java.util.Arrays.stream(v).asLongStream().toArray()));
-        vae(m);
+        dev.jdiffusion.core.model.Vae.parameterShapes(128, new int[] {1, 2, 4, 4}, 2, 4)
+                .forEach((k, v) -> put(m, VAE + k, java.util.Arrays.stream(v).asLongStream().toArray()));
         switch (layout) {
             case SD15 -> clip(m, CLIP);
             case SD21 -> openClip(m, Sd21Checkpoint.TEXT, 1024, 24);
@@ -98,73 +99,10 @@ public final class Sd15Checkpoint {
         put(m, p + ".bias", c);
     }
 
-    private static void conv(Map<String, long[]> m, String p, long out, long in, long k) {
-        put(m, p + ".weight", out, in, k, k);
-        put(m, p + ".bias", out);
-    }
 
     private static void linear(Map<String, long[]> m, String p, long out, long in) {
         put(m, p + ".weight", out, in);
         put(m, p + ".bias", out);
-    }
-
-    // ---- VAE: 128 channels × (1, 2, 4, 4), 2 res blocks (3 in the decoder), 4 latent channels
-
-    private static void vaeRes(Map<String, long[]> m, String p, long in, long out) {
-        norm(m, p + ".norm1", in);
-        conv(m, p + ".conv1", out, in, 3);
-        norm(m, p + ".norm2", out);
-        conv(m, p + ".conv2", out, out, 3);
-        if (in != out) {
-            conv(m, p + ".nin_shortcut", out, in, 1);
-        }
-    }
-
-    private static void vaeMid(Map<String, long[]> m, String p, long c) {
-        vaeRes(m, p + ".block_1", c, c);
-        norm(m, p + ".attn_1.norm", c);
-        for (String x : new String[] {"q", "k", "v", "proj_out"}) {
-            conv(m, p + ".attn_1." + x, c, c, 1);
-        }
-        vaeRes(m, p + ".block_2", c, c);
-    }
-
-    private static final int[] MULT = {1, 2, 4, 4};
-
-    private static void vae(Map<String, long[]> m) {
-        String e = VAE + "encoder.";
-        long ch = 128;
-        conv(m, e + "conv_in", ch, 3, 3);
-        for (int level = 0; level < 4; level++) {
-            long out = 128L * MULT[level];
-            for (int j = 0; j < 2; j++) {
-                vaeRes(m, e + "down." + level + ".block." + j, ch, out);
-                ch = out;
-            }
-            if (level < 3) {
-                conv(m, e + "down." + level + ".downsample.conv", ch, ch, 3);
-            }
-        }
-        vaeMid(m, e + "mid", ch);
-        norm(m, e + "norm_out", ch);
-        conv(m, e + "conv_out", 8, ch, 3);
-        String d = VAE + "decoder.";
-        conv(m, d + "conv_in", ch, 4, 3);
-        vaeMid(m, d + "mid", ch);
-        for (int level = 3; level >= 0; level--) {
-            long out = 128L * MULT[level];
-            for (int j = 0; j < 3; j++) {
-                vaeRes(m, d + "up." + level + ".block." + j, ch, out);
-                ch = out;
-            }
-            if (level > 0) {
-                conv(m, d + "up." + level + ".upsample.conv", ch, ch, 3);
-            }
-        }
-        norm(m, d + "norm_out", ch);
-        conv(m, d + "conv_out", 3, ch, 3);
-        conv(m, VAE + "quant_conv", 8, 8, 1);
-        conv(m, VAE + "post_quant_conv", 4, 4, 1);
     }
 
     // ---- CLIP ViT-L/14 text encoder: width 768, 12 layers, 49408 tokens, 77 positions

@@ -189,9 +189,8 @@ class FakeDeviceTest {
         FakeDevice dev = new FakeDevice();
         Random r = new Random(4);
         try (CudaBackend gpu = dev.backend()) {
-            Map<String, int[]> vaeShapes = new HashMap<>();
-            vaeShapes.putAll(vaeShapes(32, 4));
-            Vae vae = Vae.load(gpu, uploaded(gpu, r, vaeShapes, "first_stage_model."), "first_stage_model.");
+            Vae vae = Vae.load(gpu, uploaded(gpu, r, Vae.parameterShapes(32, new int[] {1, 2}, 1, 4), "first_stage_model."),
+                    "first_stage_model.");
             Map<String, int[]> clipShapes = clipShapes(32, 2);
             ClipTextEncoder clip = ClipTextEncoder.load(gpu, uploaded(gpu, r, clipShapes, "t."), "t.", 2,
                     ClipTextEncoder.Activation.QUICK_GELU);
@@ -219,57 +218,9 @@ class FakeDeviceTest {
         }
     }
 
-    /** A small KL-VAE's parameters (two levels, one block per level). */
-    private static Map<String, int[]> vaeShapes(int ch, int z) {
-        Map<String, int[]> m = new HashMap<>();
-        conv(m, "encoder.conv_in", ch, 3, 3);
-        res(m, "encoder.down.0.block.0", ch, ch);
-        conv(m, "encoder.down.0.downsample.conv", ch, ch, 3);
-        res(m, "encoder.down.1.block.0", ch, 2 * ch);
-        mid(m, "encoder.mid", 2 * ch);
-        norm(m, "encoder.norm_out", 2 * ch);
-        conv(m, "encoder.conv_out", 2 * z, 2 * ch, 3);
-        conv(m, "quant_conv", 2 * z, 2 * z, 1);
-        conv(m, "post_quant_conv", z, z, 1);
-        conv(m, "decoder.conv_in", 2 * ch, z, 3);
-        mid(m, "decoder.mid", 2 * ch);
-        res(m, "decoder.up.1.block.0", 2 * ch, 2 * ch);
-        res(m, "decoder.up.1.block.1", 2 * ch, 2 * ch);
-        conv(m, "decoder.up.1.upsample.conv", 2 * ch, 2 * ch, 3);
-        res(m, "decoder.up.0.block.0", 2 * ch, ch);
-        res(m, "decoder.up.0.block.1", ch, ch);
-        norm(m, "decoder.norm_out", ch);
-        conv(m, "decoder.conv_out", 3, ch, 3);
-        return m;
-    }
-
-    private static void conv(Map<String, int[]> m, String p, int out, int in, int k) {
-        m.put(p + ".weight", new int[] {out, in, k, k});
-        m.put(p + ".bias", new int[] {out});
-    }
-
     private static void norm(Map<String, int[]> m, String p, int c) {
         m.put(p + ".weight", new int[] {c});
         m.put(p + ".bias", new int[] {c});
-    }
-
-    private static void res(Map<String, int[]> m, String p, int in, int out) {
-        norm(m, p + ".norm1", in);
-        conv(m, p + ".conv1", out, in, 3);
-        norm(m, p + ".norm2", out);
-        conv(m, p + ".conv2", out, out, 3);
-        if (in != out) {
-            conv(m, p + ".nin_shortcut", out, in, 1);
-        }
-    }
-
-    private static void mid(Map<String, int[]> m, String p, int c) {
-        res(m, p + ".block_1", c, c);
-        norm(m, p + ".attn_1.norm", c);
-        for (String n : new String[] {"q", "k", "v", "proj_out"}) {
-            conv(m, p + ".attn_1." + n, c, c, 1);
-        }
-        res(m, p + ".block_2", c, c);
     }
 
     /** A small CLIP text encoder's parameters in the transformers naming. */

@@ -48,6 +48,79 @@ public final class Vae {
         this.zChannels = zChannels;
     }
 
+    /**
+     * The parameters of a KL autoencoder in checkpoint naming (without a prefix), in the order LDM
+     * creates them: {@code ch} base channels times {@code mult} per level, {@code blocks} res blocks
+     * per encoder level (one more per decoder level), {@code z} latent channels. SD's VAE is
+     * {@code (128, {1, 2, 4, 4}, 2, 4)}.
+     */
+    public static java.util.LinkedHashMap<String, int[]> parameterShapes(int ch, int[] mult, int blocks, int z) {
+        java.util.LinkedHashMap<String, int[]> m = new java.util.LinkedHashMap<>();
+        String e = "encoder.";
+        int c = ch;
+        conv(m, e + "conv_in", c, 3, 3);
+        for (int level = 0; level < mult.length; level++) {
+            int out = ch * mult[level];
+            for (int j = 0; j < blocks; j++) {
+                resShapes(m, e + "down." + level + ".block." + j, c, out);
+                c = out;
+            }
+            if (level < mult.length - 1) {
+                conv(m, e + "down." + level + ".downsample.conv", c, c, 3);
+            }
+        }
+        midShapes(m, e + "mid", c);
+        norm(m, e + "norm_out", c);
+        conv(m, e + "conv_out", 2 * z, c, 3);
+        String d = "decoder.";
+        conv(m, d + "conv_in", c, z, 3);
+        midShapes(m, d + "mid", c);
+        for (int level = mult.length - 1; level >= 0; level--) {
+            int out = ch * mult[level];
+            for (int j = 0; j <= blocks; j++) {
+                resShapes(m, d + "up." + level + ".block." + j, c, out);
+                c = out;
+            }
+            if (level > 0) {
+                conv(m, d + "up." + level + ".upsample.conv", c, c, 3);
+            }
+        }
+        norm(m, d + "norm_out", c);
+        conv(m, d + "conv_out", 3, c, 3);
+        conv(m, "quant_conv", 2 * z, 2 * z, 1);
+        conv(m, "post_quant_conv", z, z, 1);
+        return m;
+    }
+
+    private static void norm(Map<String, int[]> m, String p, int c) {
+        m.put(p + ".weight", new int[] {c});
+        m.put(p + ".bias", new int[] {c});
+    }
+
+    private static void conv(Map<String, int[]> m, String p, int out, int in, int k) {
+        m.put(p + ".weight", new int[] {out, in, k, k});
+        m.put(p + ".bias", new int[] {out});
+    }
+
+    private static void resShapes(Map<String, int[]> m, String p, int in, int out) {
+        norm(m, p + ".norm1", in);
+        conv(m, p + ".conv1", out, in, 3);
+        norm(m, p + ".norm2", out);
+        conv(m, p + ".conv2", out, out, 3);
+        if (in != out) {
+            conv(m, p + ".nin_shortcut", out, in, 1);
+        }
+    }
+
+    private static void midShapes(Map<String, int[]> m, String p, int c) {
+        resShapes(m, p + ".block_1", c, c);
+        norm(m, p + ".attn_1.norm", c);
+        for (String x : new String[] {"q", "k", "v", "proj_out"}) {
+            conv(m, p + ".attn_1." + x, c, c, 1);
+        }
+        resShapes(m, p + ".block_2", c, c);
+    }
+
     /** The autoencoder whose weights sit under {@code prefix} (e.g. {@code first_stage_model.}). */
     public static Vae load(Backend backend, Map<String, Tensor> weights, String prefix) {
         if (!weights.containsKey(prefix + "encoder.conv_in.weight") && !weights.containsKey(prefix + "decoder.conv_in.weight")) {
