@@ -46,7 +46,7 @@ CONFIGS = {
 # ---- safetensors, read with numpy ------------------------------------------------------------------
 
 def read_safetensors(path):
-    """name -> float32/float16 torch tensor (BF16 widened to float32), memory-mapped where possible."""
+    """name -> torch tensor (F32, F16, F64, I64; BF16 widened to float32)."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -66,6 +66,8 @@ def read_safetensors(path):
             a = np.frombuffer(data, np.float16, count, base + start)
         elif dtype == "F64":
             a = np.frombuffer(data, np.float64, count, base + start)
+        elif dtype == "I64":
+            a = np.frombuffer(data, np.int64, count, base + start)
         elif dtype == "BF16":
             a = (np.frombuffer(data, np.uint16, count, base + start).astype(np.uint32) << 16).view(np.float32)
         else:
