@@ -109,19 +109,8 @@ public final class Sd15Checkpoint {
 
     private static void clip(Map<String, long[]> m, String clip) {
         put(m, clip + "embeddings.position_ids", 1, 77);
-        put(m, clip + "embeddings.token_embedding.weight", 49408, 768);
-        put(m, clip + "embeddings.position_embedding.weight", 77, 768);
-        for (int l = 0; l < 12; l++) {
-            String p = clip + "encoder.layers." + l + ".";
-            for (String x : new String[] {"k_proj", "v_proj", "q_proj", "out_proj"}) {
-                linear(m, p + "self_attn." + x, 768, 768);
-            }
-            norm(m, p + "layer_norm1", 768);
-            linear(m, p + "mlp.fc1", 3072, 768);
-            linear(m, p + "mlp.fc2", 768, 3072);
-            norm(m, p + "layer_norm2", 768);
-        }
-        norm(m, clip + "final_layer_norm", 768);
+        dev.jdiffusion.core.model.ClipTextEncoder.parameterShapes(49408, 768, 12)
+                .forEach((k, v) -> put(m, clip + k, java.util.Arrays.stream(v).asLongStream().toArray()));
     }
 
     // ---- OpenCLIP text towers: ViT-H/14 (SD 2.x, width 1024, 24 layers), bigG/14 (SDXL, 1280, 32); fused q/k/v

@@ -1,8 +1,10 @@
 package dev.jdiffusion.cuda;
 
 import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.backend.OpShapes;
 import dev.jdiffusion.core.tensor.DType;
 import dev.jdiffusion.core.tensor.ShapeException;
+import dev.jdiffusion.core.tensor.Shapes;
 import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -102,7 +104,7 @@ public final class CudaBackend implements Backend {
     // ---- memory ------------------------------------------------------------------------------------
 
     private Tensor allocate(DType dtype, int... shape) {
-        long bytes = Math.max(1, numel(shape)) * dtype.byteSize();
+        long bytes = Math.max(1, Shapes.numel(shape)) * dtype.byteSize();
         Device.Block block = pool.acquire(bytes);
         DeviceStorage storage = new DeviceStorage(block, bytes, pool);
         DeviceScope scope = currentScope.get();
@@ -167,14 +169,6 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private static long numel(int[] shape) {
-        long n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        return n;
-    }
-
     private static Device.Address pointer(Tensor t) {
         if (!(t.storage() instanceof DeviceStorage d)) {
             throw new IllegalArgumentException("tensor " + Arrays.toString(t.shape()) + " is not in CUDA memory; upload it first");
@@ -219,7 +213,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor zeros(int... shape) {
         Tensor t = allocate(DType.F32, shape);
-        device.zero(pointer(t), 4 * numel(shape));
+        device.zero(pointer(t), 4 * Shapes.numel(shape));
         return t;
     }
 
@@ -286,12 +280,7 @@ public final class CudaBackend implements Backend {
     public Tensor geglu(Tensor x) {
         requireF32(x);
         int last = x.dim(x.rank() - 1);
-        if (last % 2 != 0) {
-            throw new ShapeException("GEGLU needs an even last axis, got " + Arrays.toString(x.shape()));
-        }
-        int[] shape = x.shape();
-        shape[shape.length - 1] = last / 2;
-        Tensor y = allocate(DType.F32, shape);
+        Tensor y = allocate(DType.F32, OpShapes.geglu(x));
         long rows = x.numel() / last;
         launch("geglu_f32", Layouts.blocks(rows * (last / 2), THREADS, MAX_BLOCKS), THREADS, pointer(x), pointer(y), rows,
                 last / 2);
@@ -329,6 +318,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor layerNorm(Tensor x, Tensor gamma, Tensor beta, float eps) {
         requireF32(x);
+        OpShapes.layerNorm(x, gamma, beta);
         int d = x.dim(x.rank() - 1);
         Tensor y = allocate(DType.F32, x.shape());
         launch("layer_norm_f32", Math.toIntExact(x.numel() / d), THREADS, pointer(x), pointer(y), d,
@@ -340,10 +330,8 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor groupNorm(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, boolean silu) {
         requireF32(x);
+        OpShapes.groupNorm(x, groups, gamma, beta);
         int c = x.dim(1);
-        if (groups < 1 || c % groups != 0) {
-            throw new ShapeException(c + " channels do not split into " + groups + " groups");
-        }
         long spatial = x.numel() / ((long) x.dim(0) * c);
         Tensor y = allocate(DType.F32, x.shape());
         launch("group_norm_f32", x.dim(0) * groups, THREADS, pointer(x), pointer(y), c, spatial, groups, pointer(gamma),
@@ -354,6 +342,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor softmax(Tensor x) {
         requireF32(x);
+        OpShapes.softmax(x);
         int d = x.dim(x.rank() - 1);
         Tensor y = allocate(DType.F32, x.shape());
         launch("softmax_f32", Math.toIntExact(x.numel() / d), THREADS, pointer(x), pointer(y), d);
@@ -363,10 +352,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor upsampleNearest2x(Tensor x) {
         requireF32(x);
-        if (x.rank() != 4) {
-            throw new ShapeException("upsampling takes [N, C, H, W], got " + Arrays.toString(x.shape()));
-        }
-        Tensor y = allocate(DType.F32, x.dim(0), x.dim(1), 2 * x.dim(2), 2 * x.dim(3));
+        Tensor y = allocate(DType.F32, OpShapes.upsampleNearest2x(x));
         launch("upsample_nearest2x_f32", Layouts.blocks(y.numel(), THREADS, MAX_BLOCKS), THREADS, pointer(x), pointer(y),
                 (long) x.dim(0) * x.dim(1), x.dim(2), x.dim(3));
         return y;
@@ -374,33 +360,21 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor concat(int axis, Tensor... xs) {
-        int[] shape = xs[0].shape();
-        int total = 0;
+        int[] out = OpShapes.concat(axis, xs);
         for (Tensor t : xs) {
             requireF32(t);
-            if (t.rank() != shape.length) {
-                throw new ShapeException("concatenated tensors need the same rank: " + Arrays.toString(shape) + " and "
-                        + Arrays.toString(t.shape()));
-            }
-            for (int d = 0; d < shape.length; d++) {
-                if (d != axis && t.dim(d) != shape[d]) {
-                    throw new ShapeException("shapes " + Arrays.toString(shape) + " and " + Arrays.toString(t.shape())
-                            + " differ beside axis " + axis);
-                }
-            }
-            total += t.dim(axis);
         }
-        int[] out = shape.clone();
-        out[axis] = total;
+        int ax = Shapes.axis(axis, out.length);
+        int total = out[ax];
         Tensor y = allocate(DType.F32, out);
         long outer = 1;
-        for (int d = 0; d < axis; d++) {
-            outer *= shape[d];
+        for (int d = 0; d < ax; d++) {
+            outer *= out[d];
         }
-        long innerUnit = numel(out) / (outer * total);
+        long innerUnit = Shapes.numel(out) / (outer * total);
         long offset = 0;
         for (Tensor t : xs) {
-            long inner = innerUnit * t.dim(axis);
+            long inner = innerUnit * t.dim(ax);
             launch("concat_part_f32", Layouts.blocks(outer * inner, THREADS, MAX_BLOCKS), THREADS, pointer(t), pointer(y),
                     outer, inner, innerUnit * total, offset);
             offset += inner;
@@ -456,30 +430,14 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB) {
-        if (a.rank() < 2 || b.rank() < 2) {
-            throw new ShapeException("matmul needs matrices, got " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
-        }
-        int ra = a.rank();
-        int rb = b.rank();
-        int m = transA ? a.dim(ra - 1) : a.dim(ra - 2);
-        int ka = transA ? a.dim(ra - 2) : a.dim(ra - 1);
-        int kb = transB ? b.dim(rb - 1) : b.dim(rb - 2);
-        int n = transB ? b.dim(rb - 2) : b.dim(rb - 1);
-        int[] batchA = Arrays.copyOf(a.shape(), ra - 2);
-        int[] batchB = Arrays.copyOf(b.shape(), rb - 2);
-        if (ka != kb || batchA.length > 0 && batchB.length > 0 && !Arrays.equals(batchA, batchB)) {
-            throw new ShapeException("matmul of " + Arrays.toString(a.shape()) + (transA ? "ᵀ" : "") + " and "
-                    + Arrays.toString(b.shape()) + (transB ? "ᵀ" : "") + ": inner sizes or batch axes differ");
-        }
-        int[] batch = batchA.length > 0 ? batchA : batchB;
-        int count = (int) numel(batch);
-        int[] out = Arrays.copyOf(batch, batch.length + 2);
-        out[batch.length] = m;
-        out[batch.length + 1] = n;
-        Tensor c = allocate(DType.F32, out);
-        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), count, GEMM_THREADS, 0,
-                pointer(a), typeCode(a), batchA.length > 0 ? (long) m * ka : 0L, a.dim(ra - 1), transA ? 1 : 0,
-                pointer(b), typeCode(b), batchB.length > 0 ? (long) ka * n : 0L, b.dim(rb - 1), transB ? 1 : 0,
+        OpShapes.Matmul mm = OpShapes.matmul(a, b, transA, transB);
+        int m = mm.m();
+        int n = mm.n();
+        int ka = mm.k();
+        Tensor c = allocate(DType.F32, mm.outShape());
+        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), mm.batch(), GEMM_THREADS, 0,
+                pointer(a), typeCode(a), mm.batchedA() ? (long) m * ka : 0L, a.dim(-1), transA ? 1 : 0,
+                pointer(b), typeCode(b), mm.batchedB() ? (long) ka * n : 0L, b.dim(-1), transB ? 1 : 0,
                 pointer(c), (long) m * n, m, n, ka, null, 0);
         return c;
     }
@@ -487,15 +445,10 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
         requireF32(x);
-        int k = x.dim(x.rank() - 1);
-        if (weight.rank() != 2 || weight.dim(1) != k || bias != null && (bias.rank() != 1 || bias.dim(0) != weight.dim(0))) {
-            throw new ShapeException("linear of " + Arrays.toString(x.shape()) + " with weight " + Arrays.toString(weight.shape())
-                    + (bias == null ? "" : " and bias " + Arrays.toString(bias.shape())));
-        }
+        int[] out = OpShapes.linear(x, weight, bias);
+        int k = weight.dim(1);
         int n = weight.dim(0);
-        int m = Math.toIntExact(x.numel() / k);
-        int[] out = x.shape();
-        out[out.length - 1] = n;
+        int m = Math.toIntExact(x.numel() / Math.max(1, k));
         Tensor y = allocate(DType.F32, out);
         launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), 1, GEMM_THREADS, 0,
                 pointer(x), 0, 0L, k, 0, pointer(weight), typeCode(weight), 0L, k, 1,
@@ -506,23 +459,15 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
         requireF32(x);
-        if (x.rank() != 4 || weight.rank() != 4 || weight.dim(1) != x.dim(1) || stride < 1 || padding < 0
-                || bias != null && (bias.rank() != 1 || bias.dim(0) != weight.dim(0))) {
-            throw new ShapeException("conv2d of " + Arrays.toString(x.shape()) + " with weight " + Arrays.toString(weight.shape())
-                    + (bias == null ? "" : " and bias " + Arrays.toString(bias.shape())) + ", stride " + stride + ", padding " + padding);
-        }
+        int[] out = OpShapes.conv2d(x, weight, bias, stride, padding);
         int h = x.dim(2);
         int w = x.dim(3);
         int kh = weight.dim(2);
         int kw = weight.dim(3);
-        int oh = (h + 2 * padding - kh) / stride + 1;
-        int ow = (w + 2 * padding - kw) / stride + 1;
-        if (oh < 1 || ow < 1) {
-            throw new ShapeException("conv2d kernel " + kh + "x" + kw + " does not fit " + Arrays.toString(x.shape())
-                    + " with padding " + padding);
-        }
+        int oh = out[2];
+        int ow = out[3];
         int cout = weight.dim(0);
-        Tensor y = allocate(DType.F32, x.dim(0), cout, oh, ow);
+        Tensor y = allocate(DType.F32, out);
         launchGrid("conv2d_f32", ceil(oh * ow, TILE), ceil(cout, TILE), x.dim(0), GEMM_THREADS, 0,
                 pointer(x), pointer(weight), typeCode(weight), bias == null ? null : pointer(bias),
                 bias == null ? 0 : typeCode(bias), pointer(y), x.dim(1), h, w, cout, kh, kw, stride, padding, oh, ow);
@@ -534,11 +479,7 @@ public final class CudaBackend implements Backend {
         requireF32(q);
         requireF32(k);
         requireF32(v);
-        if (q.rank() != 3 || k.rank() != 3 || !Arrays.equals(k.shape(), v.shape()) || q.dim(0) != k.dim(0)
-                || q.dim(2) != k.dim(2) || heads < 1 || q.dim(2) % heads != 0) {
-            throw new ShapeException("attention of q " + Arrays.toString(q.shape()) + ", k " + Arrays.toString(k.shape())
-                    + ", v " + Arrays.toString(v.shape()) + " with " + heads + " heads");
-        }
+        OpShapes.attention(q, k, v, heads, causal);
         int d = q.dim(2) / heads;
         if (d > ATTENTION_MAX_HEAD_DIM) {
             throw new ShapeException("the CUDA attention kernel takes head dims up to " + ATTENTION_MAX_HEAD_DIM + ", got " + d);

@@ -191,7 +191,7 @@ class FakeDeviceTest {
         try (CudaBackend gpu = dev.backend()) {
             Vae vae = Vae.load(gpu, uploaded(gpu, r, Vae.parameterShapes(32, new int[] {1, 2}, 1, 4), "first_stage_model."),
                     "first_stage_model.");
-            Map<String, int[]> clipShapes = clipShapes(32, 2);
+            Map<String, int[]> clipShapes = ClipTextEncoder.parameterShapes(ClipTokenizer.END_OF_TEXT + 1, 32, 2);
             ClipTextEncoder clip = ClipTextEncoder.load(gpu, uploaded(gpu, r, clipShapes, "t."), "t.", 2,
                     ClipTextEncoder.Activation.QUICK_GELU);
             long resident = gpu.bytesInUse();
@@ -216,32 +216,5 @@ class FakeDeviceTest {
             }
             assertEquals(afterFirst, gpu.bytesInUse());
         }
-    }
-
-    private static void norm(Map<String, int[]> m, String p, int c) {
-        m.put(p + ".weight", new int[] {c});
-        m.put(p + ".bias", new int[] {c});
-    }
-
-    /** A small CLIP text encoder's parameters in the transformers naming. */
-    private static Map<String, int[]> clipShapes(int d, int layers) {
-        Map<String, int[]> m = new HashMap<>();
-        m.put("embeddings.token_embedding.weight", new int[] {ClipTokenizer.END_OF_TEXT + 1, d});
-        m.put("embeddings.position_embedding.weight", new int[] {77, d});
-        for (int l = 0; l < layers; l++) {
-            String p = "encoder.layers." + l + ".";
-            for (String n : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-                m.put(p + "self_attn." + n + ".weight", new int[] {d, d});
-                m.put(p + "self_attn." + n + ".bias", new int[] {d});
-            }
-            norm(m, p + "layer_norm1", d);
-            norm(m, p + "layer_norm2", d);
-            m.put(p + "mlp.fc1.weight", new int[] {4 * d, d});
-            m.put(p + "mlp.fc1.bias", new int[] {4 * d});
-            m.put(p + "mlp.fc2.weight", new int[] {d, 4 * d});
-            m.put(p + "mlp.fc2.bias", new int[] {d});
-        }
-        norm(m, "final_layer_norm", d);
-        return m;
     }
 }

@@ -190,7 +190,7 @@ public final class StableDiffusion implements AutoCloseable {
     public static StableDiffusion ofEncoders(Backend backend, ClipTokenizer tokenizer, Map<String, Tensor> weights,
                                              TextEncoders textEncoders, UNet.Config unet, DiscreteSchedule schedule,
                                              String modelName, Family family) {
-        Map<String, Tensor> resident = upload(backend, weights);
+        Map<String, Tensor> resident = onBackend(backend, weights, Map.of(), Map.of());
         StableDiffusion sd = new StableDiffusion(backend, tokenizer, textEncoders.build(resident),
                 UNet.load(backend, resident, "model.diffusion_model.", unet), Vae.load(backend, resident, "first_stage_model."),
                 schedule, modelName, family);
@@ -205,28 +205,18 @@ public final class StableDiffusion implements AutoCloseable {
             "first_stage_model.");
 
     /**
-     * The networks' weights in the backend's memory, each uploaded once, in its stored type (on the CPU
-     * backend: the same tensors); the file's other tensors left out.
+     * A weight map's networks (EMA copies and other extras in a file left out) in the backend's memory,
+     * in their stored type: an entry that is the same tensor as in {@code loaded} is its copy in
+     * {@code resident}, any other is uploaded now (on the CPU backend: the same tensors). At load both
+     * are empty, so every weight goes up once; a LoRA-merged map uploads only the changed entries,
+     * which the generation gives back when it ends.
      */
-    private static Map<String, Tensor> upload(Backend backend, Map<String, Tensor> weights) {
-        Map<String, Tensor> out = new HashMap<>();
-        weights.forEach((k, v) -> {
-            if (NETWORKS.stream().anyMatch(k::startsWith)) {
-                out.put(k, backend.upload(v));
-            }
-        });
-        return out;
-    }
-
-    /**
-     * A weight map (LoRAs merged into some entries) in the backend's memory: the entries loaded with the
-     * model as uploaded then, the changed ones uploaded now (given back when the generation ends).
-     */
-    private Map<String, Tensor> onBackend(Map<String, Tensor> m) {
+    private static Map<String, Tensor> onBackend(Backend backend, Map<String, Tensor> m, Map<String, Tensor> loaded,
+                                                 Map<String, Tensor> resident) {
         Map<String, Tensor> out = new HashMap<>();
         m.forEach((k, v) -> {
             if (NETWORKS.stream().anyMatch(k::startsWith)) {
-                out.put(k, v == weights.get(k) ? resident.get(k) : backend.upload(v));
+                out.put(k, v == loaded.get(k) ? resident.get(k) : backend.upload(v));
             }
         });
         return out;
@@ -388,8 +378,8 @@ public final class StableDiffusion implements AutoCloseable {
             }
             LoraTargets targets = loraTargets();
             adaptedUnet = unet.withAdapter(LoraRuntime.of(weights, applied, targets).on(backend));
-            adaptedEncoders = textEncoders.build(onBackend(LoraMerge.merge(weights, applied, targets, LoraTargets.Part.TEXT_ENCODER)
-                    .weights()));
+            adaptedEncoders = textEncoders.build(onBackend(backend,
+                    LoraMerge.merge(weights, applied, targets, LoraTargets.Part.TEXT_ENCODER).weights(), weights, resident));
             extra.put("Lora hashes", String.join(", ", hashes));
         }
         int f = vae.downsamplingFactor();

@@ -1,5 +1,6 @@
 package dev.jdiffusion.conformance;
 
+import dev.jdiffusion.core.model.ClipTextEncoder;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.util.HashMap;
@@ -62,25 +63,7 @@ final class RandomWeights {
     static Map<String, Tensor> hfClip(String prefix, int d, int layers, long seed) {
         Random r = new Random(seed);
         Map<String, Tensor> w = new HashMap<>();
-        put(w, r, prefix + "embeddings.token_embedding.weight", 49408, d);
-        put(w, r, prefix + "embeddings.position_embedding.weight", 77, d);
-        for (int l = 0; l < layers; l++) {
-            String b = prefix + "encoder.layers." + l + ".";
-            for (String p : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-                put(w, r, b + "self_attn." + p + ".weight", d, d);
-                put(w, r, b + "self_attn." + p + ".bias", d);
-            }
-            put(w, r, b + "layer_norm1.weight", d);
-            put(w, r, b + "layer_norm1.bias", d);
-            put(w, r, b + "layer_norm2.weight", d);
-            put(w, r, b + "layer_norm2.bias", d);
-            put(w, r, b + "mlp.fc1.weight", 4 * d, d);
-            put(w, r, b + "mlp.fc1.bias", 4 * d);
-            put(w, r, b + "mlp.fc2.weight", d, 4 * d);
-            put(w, r, b + "mlp.fc2.bias", d);
-        }
-        put(w, r, prefix + "final_layer_norm.weight", d);
-        put(w, r, prefix + "final_layer_norm.bias", d);
+        ClipTextEncoder.parameterShapes(49408, d, layers).forEach((k, shape) -> put(w, r, prefix + k, shape));
         return w;
     }
 

@@ -1,6 +1,7 @@
 package dev.jdiffusion.core.cpu;
 
 import dev.jdiffusion.core.backend.Backend;
+import dev.jdiffusion.core.backend.OpShapes;
 import dev.jdiffusion.core.tensor.DType;
 import dev.jdiffusion.core.tensor.ShapeException;
 import dev.jdiffusion.core.tensor.Shapes;
@@ -81,37 +82,14 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB) {
-        if (a.rank() < 2 || b.rank() < 2) {
-            throw new ShapeException("matmul needs matrices: a " + Shapes.toString(a.shape()) + ", b "
-                    + Shapes.toString(b.shape()));
-        }
-        int m = transA ? a.dim(-1) : a.dim(-2);
-        int ka = transA ? a.dim(-2) : a.dim(-1);
-        int kb = transB ? b.dim(-1) : b.dim(-2);
-        int n = transB ? b.dim(-2) : b.dim(-1);
-        if (ka != kb) {
-            throw new ShapeException("matmul: inner dimensions differ: a " + Shapes.toString(a.shape())
-                    + (transA ? "ᵀ" : "") + " has K=" + ka + ", b " + Shapes.toString(b.shape()) + (transB ? "ᵀ" : "")
-                    + " has K=" + kb);
-        }
-        int[] batchA = Arrays.copyOf(a.shape(), a.rank() - 2);
-        int[] batchB = Arrays.copyOf(b.shape(), b.rank() - 2);
-        int[] batchShape;
-        if (Arrays.equals(batchA, batchB) || batchB.length == 0) {
-            batchShape = batchA;
-        } else if (batchA.length == 0) {
-            batchShape = batchB;
-        } else {
-            throw new ShapeException("matmul: batch axes differ: a " + Shapes.toString(a.shape()) + ", b "
-                    + Shapes.toString(b.shape()));
-        }
-        int batch = Math.toIntExact(Shapes.numel(batchShape));
-        int[] outShape = Arrays.copyOf(batchShape, batchShape.length + 2);
-        outShape[batchShape.length] = m;
-        outShape[batchShape.length + 1] = n;
-        Tensor out = Tensor.zeros(outShape);
-        long strideA = batchA.length == 0 ? 0 : (long) m * ka;
-        long strideB = batchB.length == 0 ? 0 : (long) kb * n;
+        OpShapes.Matmul mm = OpShapes.matmul(a, b, transA, transB);
+        int m = mm.m();
+        int n = mm.n();
+        int ka = mm.k();
+        int batch = mm.batch();
+        Tensor out = Tensor.zeros(mm.outShape());
+        long strideA = mm.batchedA() ? (long) m * ka : 0;
+        long strideB = mm.batchedB() ? (long) ka * n : 0;
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(a, "matmul a"), strideA, a.dim(-1), transA);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(b, "matmul b"), strideB, b.dim(-1), transB);
         Gemm.multiply(pool, batch, m, n, ka, Gemm.packA(ma), Gemm.packB(mb), out.floatArray(), 0, (long) m * n, n);
@@ -120,16 +98,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        if (weight.rank() != 2 || x.rank() < 1 || x.dim(-1) != weight.dim(1)) {
-            throw new ShapeException("linear: x " + Shapes.toString(x.shape()) + " does not fit weight "
-                    + Shapes.toString(weight.shape()) + " ([out, in] with in = x's last axis)");
-        }
+        int[] outShape = OpShapes.linear(x, weight, bias);
         int n = weight.dim(0);
         int k = weight.dim(1);
-        checkVector(bias, n, "linear bias", weight);
         int m = Math.toIntExact(x.numel() / Math.max(1, k));
-        int[] outShape = x.shape();
-        outShape[outShape.length - 1] = n;
         Tensor out = Tensor.zeros(outShape);
         float[] o = out.floatArray();
         if (bias != null) {
@@ -146,14 +118,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
-        if (x.rank() != 4 || weight.rank() != 4 || x.dim(1) != weight.dim(1)) {
-            throw new ShapeException("conv2d: x " + Shapes.toString(x.shape()) + " ([N, Cin, H, W]) does not fit weight "
-                    + Shapes.toString(weight.shape()) + " ([Cout, Cin, kH, kW])");
-        }
-        if (stride < 1 || padding < 0) {
-            throw new IllegalArgumentException("conv2d: stride must be ≥ 1 and padding ≥ 0, got stride " + stride
-                    + ", padding " + padding);
-        }
+        int[] outShape = OpShapes.conv2d(x, weight, bias, stride, padding);
         int batch = x.dim(0);
         int cin = x.dim(1);
         int h = x.dim(2);
@@ -161,14 +126,9 @@ public final class CpuBackend implements Backend {
         int cout = weight.dim(0);
         int kh = weight.dim(2);
         int kw = weight.dim(3);
-        int ho = (h + 2 * padding - kh) / stride + 1;
-        int wo = (w + 2 * padding - kw) / stride + 1;
-        if (h + 2 * padding < kh || w + 2 * padding < kw) {
-            throw new ShapeException("conv2d: kernel " + Shapes.toString(weight.shape()) + " larger than padded input "
-                    + Shapes.toString(x.shape()) + " with padding " + padding);
-        }
-        checkVector(bias, cout, "conv2d bias", weight);
-        Tensor out = Tensor.zeros(batch, cout, ho, wo);
+        int ho = outShape[2];
+        int wo = outShape[3];
+        Tensor out = Tensor.zeros(outShape);
         float[] o = out.floatArray();
         int plane = ho * wo;
         if (bias != null) {
@@ -196,15 +156,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor groupNorm(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, boolean silu) {
-        if (x.rank() < 2 || groups <= 0 || x.dim(1) % groups != 0) {
-            throw new ShapeException("groupNorm: x " + Shapes.toString(x.shape()) + " needs [N, C, ...] with C divisible by "
-                    + groups + " groups");
-        }
+        OpShapes.groupNorm(x, groups, gamma, beta);
         int batch = x.dim(0);
         int channels = x.dim(1);
         int spatial = Math.toIntExact(Shapes.numel(x.shape(), 2, x.rank()));
-        checkVector(gamma, channels, "groupNorm gamma", x);
-        checkVector(beta, channels, "groupNorm beta", x);
         Tensor xin = f32(x, "groupNorm x");
         float[] in = xin.floatArray();
         int inOff = (int) xin.offset();
@@ -233,12 +188,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor layerNorm(Tensor x, Tensor gamma, Tensor beta, float eps) {
-        if (x.rank() < 1) {
-            throw new ShapeException("layerNorm needs at least one axis, got " + Shapes.toString(x.shape()));
-        }
+        OpShapes.layerNorm(x, gamma, beta);
         int d = x.dim(-1);
-        checkVector(gamma, d, "layerNorm gamma", x);
-        checkVector(beta, d, "layerNorm beta", x);
         Tensor xin = f32(x, "layerNorm x");
         float[] in = xin.floatArray();
         int inOff = (int) xin.offset();
@@ -273,9 +224,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor softmax(Tensor x) {
-        if (x.rank() < 1) {
-            throw new ShapeException("softmax needs at least one axis, got " + Shapes.toString(x.shape()));
-        }
+        OpShapes.softmax(x);
         int d = x.dim(-1);
         Tensor xin = f32(x, "softmax x");
         float[] in = xin.floatArray();
@@ -313,16 +262,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, boolean causal) {
-        if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3 || !Arrays.equals(k.shape(), v.shape())
-                || q.dim(0) != k.dim(0) || q.dim(2) != k.dim(2) || heads <= 0 || q.dim(2) % heads != 0) {
-            throw new ShapeException("attention: q " + Shapes.toString(q.shape()) + ", k " + Shapes.toString(k.shape())
-                    + ", v " + Shapes.toString(v.shape()) + " must be [B, Nq, H·D], [B, Nk, H·D], [B, Nk, H·D] with "
-                    + heads + " heads dividing the last axis");
-        }
-        if (causal && q.dim(1) > k.dim(1)) {
-            throw new ShapeException("attention: a causal mask needs at least as many keys as queries: q "
-                    + Shapes.toString(q.shape()) + ", k " + Shapes.toString(k.shape()));
-        }
+        OpShapes.attention(q, k, v, heads, causal);
         Tensor qf = f32(q, "attention q");
         Tensor kf = f32(k, "attention k");
         Tensor vf = f32(v, "attention v");
@@ -382,13 +322,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor geglu(Tensor x) {
-        if (x.rank() < 1 || x.dim(-1) % 2 != 0) {
-            throw new ShapeException("geglu: the last axis of " + Shapes.toString(x.shape()) + " must be even (value and gate)");
-        }
+        int[] outShape = OpShapes.geglu(x);
         int two = x.dim(-1);
         int f = two / 2;
-        int[] outShape = x.shape();
-        outShape[outShape.length - 1] = f;
         Tensor xin = f32(x, "geglu x");
         float[] in = xin.floatArray();
         int inOff = (int) xin.offset();
@@ -476,16 +412,14 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor upsampleNearest2x(Tensor x) {
-        if (x.rank() != 4) {
-            throw new ShapeException("upsampleNearest2x needs [N, C, H, W], got " + Shapes.toString(x.shape()));
-        }
+        int[] outShape = OpShapes.upsampleNearest2x(x);
         int planes = x.dim(0) * x.dim(1);
         int h = x.dim(2);
         int w = x.dim(3);
         Tensor xin = f32(x, "upsample x");
         float[] in = xin.floatArray();
         int inOff = (int) xin.offset();
-        Tensor out = Tensor.zeros(x.dim(0), x.dim(1), 2 * h, 2 * w);
+        Tensor out = Tensor.zeros(outShape);
         float[] o = out.floatArray();
         pool.parallelFor(planes, p -> {
             int src = inOff + p * h * w;
@@ -505,29 +439,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor concat(int axis, Tensor... xs) {
-        if (xs.length == 0) {
-            throw new ShapeException("concat needs at least one tensor");
-        }
-        int rank = xs[0].rank();
+        int[] outShape = OpShapes.concat(axis, xs);
+        int rank = outShape.length;
         int ax = Shapes.axis(axis, rank);
-        int[] outShape = xs[0].shape();
-        int total = 0;
-        for (Tensor t : xs) {
-            int[] s = t.shape();
-            boolean ok = s.length == rank;
-            for (int i = 0; ok && i < rank; i++) {
-                ok = i == ax || s[i] == outShape[i];
-            }
-            if (!ok) {
-                StringBuilder msg = new StringBuilder("concat along axis " + axis + ": shapes do not fit:");
-                for (Tensor u : xs) {
-                    msg.append(' ').append(Shapes.toString(u.shape()));
-                }
-                throw new ShapeException(msg.toString());
-            }
-            total += s[ax];
-        }
-        outShape[ax] = total;
+        int total = outShape[ax];
         Tensor out = Tensor.zeros(outShape);
         float[] o = out.floatArray();
         int outer = Math.toIntExact(Shapes.numel(outShape, 0, ax));
@@ -674,13 +589,6 @@ public final class CpuBackend implements Backend {
     private static Tensor f32(Tensor t, String what) {
         requireHost(t, what);
         return t.isFloatArray() ? t : t.to(DType.F32);
-    }
-
-    private static void checkVector(Tensor v, int n, String what, Tensor owner) {
-        if (v != null && (v.numel() != n)) {
-            throw new ShapeException(what + " " + Shapes.toString(v.shape()) + " must have " + n
-                    + " elements to fit " + Shapes.toString(owner.shape()));
-        }
     }
 
     /** Sum in blocks of a fixed size: float vector lanes within a block, double across blocks. */

@@ -66,6 +66,36 @@ public final class ClipTextEncoder {
     }
 
     /**
+     * The parameters of a CLIP text model in the transformers naming ({@code embeddings.},
+     * {@code encoder.layers.N.}, {@code final_layer_norm}; no prefix), in the order transformers'
+     * state dict lists them: {@code vocab} tokens, width {@code d}, {@code layers} layers, MLP 4·d.
+     * SD 1.x's ViT-L/14 is {@code (49408, 768, 12)}.
+     */
+    public static java.util.LinkedHashMap<String, int[]> parameterShapes(int vocab, int d, int layers) {
+        java.util.LinkedHashMap<String, int[]> m = new java.util.LinkedHashMap<>();
+        m.put("embeddings.token_embedding.weight", new int[] {vocab, d});
+        m.put("embeddings.position_embedding.weight", new int[] {ClipTokenizer.CONTEXT_LENGTH, d});
+        for (int l = 0; l < layers; l++) {
+            String p = "encoder.layers." + l + ".";
+            for (String x : new String[] {"k_proj", "v_proj", "q_proj", "out_proj"}) {
+                m.put(p + "self_attn." + x + ".weight", new int[] {d, d});
+                m.put(p + "self_attn." + x + ".bias", new int[] {d});
+            }
+            m.put(p + "layer_norm1.weight", new int[] {d});
+            m.put(p + "layer_norm1.bias", new int[] {d});
+            m.put(p + "mlp.fc1.weight", new int[] {4 * d, d});
+            m.put(p + "mlp.fc1.bias", new int[] {4 * d});
+            m.put(p + "mlp.fc2.weight", new int[] {d, 4 * d});
+            m.put(p + "mlp.fc2.bias", new int[] {d});
+            m.put(p + "layer_norm2.weight", new int[] {d});
+            m.put(p + "layer_norm2.bias", new int[] {d});
+        }
+        m.put("final_layer_norm.weight", new int[] {d});
+        m.put("final_layer_norm.bias", new int[] {d});
+        return m;
+    }
+
+    /**
      * The encoder whose weights sit under {@code prefix} (e.g. {@code cond_stage_model.transformer.text_model.}
      * or {@code cond_stage_model.model.}), in either naming. The projection is open_clip's
      * {@code text_projection} [D, E] under the prefix when present; use {@link #withProjection} otherwise.
