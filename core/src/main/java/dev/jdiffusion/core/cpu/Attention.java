@@ -1,7 +1,6 @@
 package dev.jdiffusion.core.cpu;
 
 import static dev.jdiffusion.core.cpu.Gemm.L;
-import static dev.jdiffusion.core.cpu.Gemm.NR;
 import static dev.jdiffusion.core.cpu.Gemm.S;
 
 import java.util.Arrays;
@@ -16,12 +15,14 @@ import jdk.incubator.vector.VectorOperators;
  * never O(Nq·Nk).
  *
  * <p>Per (batch, head), Kᵀ and V are packed once into the {@link Gemm} micro-kernel's B layout;
- * both products run on the same 8 × 3-vector register tiling as the GEMM, with the A operand read
+ * both products run on an 8 × 3-vector register tiling, with the A operand read
  * row-major (queries, then probabilities). Tasks are (batch, head, query block): each output
  * element is computed by one task in a fixed order, independent of the thread count.
  */
 final class Attention {
     static final int MR = 8;
+    /** Columns of the attention micro-tile: 3 vectors on 512-bit machines, 2 otherwise. */
+    static final int NR = Gemm.WIDE ? 3 * L : 2 * L;
     static final int BQ = 64;
     static final int BK = 4 * NR;
 

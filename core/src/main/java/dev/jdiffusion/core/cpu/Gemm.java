@@ -1,46 +1,67 @@
 package dev.jdiffusion.core.cpu;
 
+import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.Storage;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Single-precision matrix multiplication {@code C += A·B} in the style of BLIS / GotoBLAS: the
- * operands are packed block by block into contiguous panels (which is where transposition, dtype
- * conversion and im2col happen, see {@link PackA} and {@link PackB}), and a register-blocked
- * micro-kernel multiplies an {@code MR × kc} panel of A by a {@code kc × NR} sliver of B.
+ * operands are packed into contiguous panels (which is where transposition, dtype conversion and
+ * im2col happen, see {@link PackA} and {@link PackB}), and a register-blocked micro-kernel multiplies
+ * an {@code MR × kc} panel of A by a {@code kc × NR} sliver of B.
  *
- * <p>With 512-bit vectors (32 registers) the micro-kernel is 8 rows × 3 vectors (24 accumulators);
- * with narrower vectors it is 6 × 2. Work is split into tasks over (batch, M block, N block); every
- * element of C is computed by one task with a fixed order of additions (K in blocks of {@link #KC},
- * in order), so results are identical for any number of threads.
+ * <p>With 512-bit vectors (32 registers) the micro-kernel is 12 rows × 2 vectors (24 accumulators,
+ * no spills in C2's code); with narrower vectors it is 6 × 2. B is packed once per call (for a chunk
+ * of its columns at a time, shared by all tasks); each task packs its block of A rows for the whole
+ * depth K (sized to stay in L2), then for each B sliver runs the K blocks in order, every A panel of
+ * the block against the sliver (which sits in L1), so the task's C tiles stay in cache from the first
+ * K block to the last and C goes through memory once.
+ *
+ * <p>Tasks are (block of rows, group of columns). Every element of C is computed by one task with a
+ * fixed order of additions (K in blocks of {@link #KC}, in order), so results are identical for any
+ * number of threads.
  */
 public final class Gemm {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     static final int L = S.length();
     static final boolean WIDE = L >= 16;
     /** Rows of the micro-tile (broadcast from the packed A panel). */
-    public static final int MR = WIDE ? 8 : 6;
+    public static final int MR = WIDE ? 12 : 6;
     /** Columns of the micro-tile (vector loads from the packed B sliver). */
-    public static final int NR = WIDE ? 3 * L : 2 * L;
-    /** Depth of one packed block. Fixed: it determines the order of additions. */
-    public static final int KC = 384;
-    static final int MC_MAX = 128 * MR;
-    static final int NC_MAX = 16 * NR;
+    public static final int NR = 2 * L;
+    /** Depth of one packed block (a B sliver is KC·NR floats: 32 KiB, in L1). Fixed: it determines the order of additions. */
+    public static final int KC = 256;
+    /** Most A panels in one task's block (80 · 12 rows · 256 · 4 bytes = 960 KiB, in L2). */
+    static final int MAX_PANELS = WIDE ? 80 : 160;
+    /**
+     * Most floats of C in one task (2 MiB): the task's C tiles are read and written once per K block,
+     * so a wider task is cut into column groups to keep them in cache.
+     */
+    static final int C_BLOCK_FLOATS = 512 * 1024;
 
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
     private Gemm() {
     }
 
-    /** Packs {@code A[i0..i0+mc, k0..k0+kc]} of one batch entry into MR-row panels: element (i, k) of panel p at {@code p·kc·MR + k·MR + r}. */
+    /**
+     * Packs {@code A[i0..i0+mc, k0..k0+kc]} of one batch entry into MR-row panels: element (i, k) of
+     * panel p at {@code dst[off + p·kc·MR + k·MR + r]}, rows past mc zero.
+     */
     public interface PackA {
-        void pack(int batch, int i0, int mc, int k0, int kc, float[] dst);
+        void pack(int batch, int i0, int mc, int k0, int kc, float[] dst, int off);
     }
 
-    /** Packs {@code B[k0..k0+kc, j0..j0+nc]} of one batch entry into NR-column slivers: element (k, c) of sliver q at {@code q·kc·NR + k·NR + c}. */
+    /**
+     * Packs {@code B[k0..k0+kc, j0..j0+nc]} of one batch entry into NR-column slivers: element (k, c)
+     * of sliver q at {@code dst[off + q·kc·NR + k·NR + c]}, columns past nc zero.
+     */
     public interface PackB {
-        void pack(int batch, int k0, int kc, int j0, int nc, float[] dst);
+        void pack(int batch, int k0, int kc, int j0, int nc, float[] dst, int off);
     }
 
     /**
@@ -52,60 +73,88 @@ public final class Gemm {
         if (batch == 0 || m == 0 || n == 0 || k == 0) {
             return;
         }
-        int mc = Math.min(MC_MAX, roundUp(m, MR));
-        int nc = Math.min(NC_MAX, roundUp(n, NR));
-        // Enough tasks to keep every thread busy. Splitting M repacks B once more per block and
-        // splitting N repacks A, so split the side whose other operand is the smaller one.
-        // Block sizes never change a result.
-        while ((long) batch * ceilDiv(m, mc) * ceilDiv(n, nc) < 4L * pool.threads()) {
-            boolean canM = mc > 4 * MR;
-            boolean canN = nc > 4 * NR;
-            if (canM && (m >= n || !canN)) {
-                mc = roundUp(mc / 2, MR);
-            } else if (canN) {
-                nc = roundUp(nc / 2, NR);
-            } else {
-                break;
-            }
-        }
-        final int fmc = mc;
-        final int fnc = nc;
-        final int mb = ceilDiv(m, mc);
-        final int nb = ceilDiv(n, nc);
-        pool.parallelFor(batch * mb * nb, task -> {
-            int bi = task / (mb * nb);
-            int rest = task % (mb * nb);
-            int i0 = (rest / nb) * fmc;
-            int j0 = (rest % nb) * fnc;
-            block(bi, i0, Math.min(fmc, m - i0), j0, Math.min(fnc, n - j0), k, a, b, c,
-                    cOff + bi * cBatchStride, ldc);
+        int panels = ceilDiv(m, MR);
+        int slivers = ceilDiv(n, NR);
+        int[] split = split(batch, panels, slivers, pool.threads());
+        final int rowBlocks = split[0];
+        final int colGroups = split[1];
+        pool.parallelFor(batch * rowBlocks * colGroups, task -> {
+            int bi = task / (rowBlocks * colGroups);
+            int rest = task % (rowBlocks * colGroups);
+            int rb = rest / colGroups;
+            int cg = rest % colGroups;
+            int p0 = (int) ((long) panels * rb / rowBlocks);
+            int p1 = (int) ((long) panels * (rb + 1) / rowBlocks);
+            int q0 = (int) ((long) slivers * cg / colGroups);
+            int q1 = (int) ((long) slivers * (cg + 1) / colGroups);
+            block(bi, m, n, p0, p1, q0, q1, k, a, b, c, cOff + bi * cBatchStride, ldc);
         });
     }
 
-    private static void block(int batch, int i0, int mc, int j0, int nc, int k, PackA a, PackB b,
+    /**
+     * Chooses how many row blocks and column groups to cut C into: at least about four tasks per
+     * thread (when there is that much work), A blocks that fit in L2, C blocks of at most
+     * {@link #C_BLOCK_FLOATS}, and the least packing: A is packed once per column group, B once per
+     * row block. The split never changes a result.
+     */
+    static int[] split(int batch, int panels, int slivers, int threads) {
+        long wanted = Math.min(threads == 1 ? 1 : 4L * threads, (long) batch * panels * slivers);
+        int minRows = ceilDiv(panels, MAX_PANELS);
+        int bestR = minRows;
+        int bestC = 1;
+        double bestCost = Double.MAX_VALUE;
+        for (int r = minRows; r <= panels; r++) {
+            long perCol = (long) batch * r;
+            int cg = (int) Math.min(slivers, Math.max(1, (wanted + perCol - 1) / perCol));
+            long cFloats = (long) ceilDiv(panels, r) * MR * ceilDiv(slivers, cg) * NR;
+            cg = (int) Math.min(slivers, cg * ((cFloats + C_BLOCK_FLOATS - 1) / C_BLOCK_FLOATS));
+            if (perCol * cg < wanted) {
+                continue;
+            }
+            // packed elements: A (panels·MR × K) per column group, B (K × slivers·NR) per row block
+            double cost = (double) panels * MR * cg + (double) slivers * NR * r;
+            if (cost < bestCost) {
+                bestCost = cost;
+                bestR = r;
+                bestC = cg;
+            }
+            if (perCol >= wanted) {
+                break;
+            }
+        }
+        return new int[] {bestR, bestC};
+    }
+
+    /**
+     * One task: rows {@code [p0·MR, p1·MR)} by slivers {@code [q0, q1)}. For each K block the task's A
+     * panels are packed (they stay in L2); each B sliver is packed right before use (it stays in L1
+     * while the A panels stream past it).
+     */
+    private static void block(int batch, int m, int n, int p0, int p1, int q0, int q1, int k, PackA a, PackB b,
                               float[] c, long cBase, int ldc) {
         Buffers buf = BUFFERS.get();
-        int panels = ceilDiv(mc, MR);
-        int slivers = ceilDiv(nc, NR);
+        int i0 = p0 * MR;
+        int mc = Math.min(m, p1 * MR) - i0;
+        int panels = p1 - p0;
         float[] ap = buf.a(panels * MR * KC);
-        float[] bp = buf.b(slivers * NR * KC);
+        float[] bp = buf.b(NR * KC);
         for (int k0 = 0; k0 < k; k0 += KC) {
             int kc = Math.min(KC, k - k0);
-            a.pack(batch, i0, mc, k0, kc, ap);
-            b.pack(batch, k0, kc, j0, nc, bp);
-            for (int p = 0; p < panels; p++) {
-                int rows = Math.min(MR, mc - p * MR);
-                int ao = p * kc * MR;
-                for (int q = 0; q < slivers; q++) {
-                    int cols = Math.min(NR, nc - q * NR);
-                    int bo = q * kc * NR;
-                    long co = cBase + (long) (i0 + p * MR) * ldc + j0 + q * NR;
+            a.pack(batch, i0, mc, k0, kc, ap, 0);
+            for (int q = q0; q < q1; q++) {
+                int j0 = q * NR;
+                int cols = Math.min(NR, n - j0);
+                b.pack(batch, k0, kc, j0, cols, bp, 0);
+                for (int p = 0; p < panels; p++) {
+                    int rows = Math.min(MR, mc - p * MR);
+                    int ao = p * kc * MR;
+                    long co = cBase + (long) (i0 + p * MR) * ldc + j0;
                     if (rows == MR && cols == NR) {
-                        kernel(kc, ap, ao, bp, bo, c, (int) co, ldc);
+                        kernel(kc, ap, ao, bp, 0, c, (int) co, ldc);
                     } else {
                         float[] tile = buf.tile();
                         java.util.Arrays.fill(tile, 0f);
-                        kernel(kc, ap, ao, bp, bo, tile, 0, NR);
+                        kernel(kc, ap, ao, bp, 0, tile, 0, NR);
                         for (int r = 0; r < rows; r++) {
                             int crow = (int) (co + (long) r * ldc);
                             for (int j = 0; j < cols; j++) {
@@ -120,66 +169,72 @@ public final class Gemm {
 
     static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
         if (WIDE) {
-            kernel8x3(kc, a, ao, b, bo, c, co, ldc);
+            kernel12x2(kc, a, ao, b, bo, c, co, ldc);
         } else {
             kernel6x2(kc, a, ao, b, bo, c, co, ldc);
         }
     }
 
-    private static void kernel8x3(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
-        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-        FloatVector c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
-        FloatVector c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+    private static void kernel12x2(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
+        FloatVector c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
+        FloatVector c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00;
+        FloatVector c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
         for (int k = 0; k < kc; k++) {
-            int bi = bo + k * (3 * L);
-            int ai = ao + k * 8;
+            int bi = bo + k * (2 * L);
+            int ai = ao + k * 12;
             FloatVector b0 = FloatVector.fromArray(S, b, bi);
             FloatVector b1 = FloatVector.fromArray(S, b, bi + L);
-            FloatVector b2 = FloatVector.fromArray(S, b, bi + 2 * L);
             FloatVector x = FloatVector.broadcast(S, a[ai]);
-            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); c02 = x.fma(b2, c02);
+            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01);
             x = FloatVector.broadcast(S, a[ai + 1]);
-            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); c12 = x.fma(b2, c12);
+            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11);
             x = FloatVector.broadcast(S, a[ai + 2]);
-            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); c22 = x.fma(b2, c22);
+            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21);
             x = FloatVector.broadcast(S, a[ai + 3]);
-            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32);
+            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31);
             x = FloatVector.broadcast(S, a[ai + 4]);
-            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); c42 = x.fma(b2, c42);
+            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41);
             x = FloatVector.broadcast(S, a[ai + 5]);
-            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); c52 = x.fma(b2, c52);
+            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
             x = FloatVector.broadcast(S, a[ai + 6]);
-            c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); c62 = x.fma(b2, c62);
+            c60 = x.fma(b0, c60); c61 = x.fma(b1, c61);
             x = FloatVector.broadcast(S, a[ai + 7]);
-            c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
+            c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
+            x = FloatVector.broadcast(S, a[ai + 8]);
+            c80 = x.fma(b0, c80); c81 = x.fma(b1, c81);
+            x = FloatVector.broadcast(S, a[ai + 9]);
+            c90 = x.fma(b0, c90); c91 = x.fma(b1, c91);
+            x = FloatVector.broadcast(S, a[ai + 10]);
+            c100 = x.fma(b0, c100); c101 = x.fma(b1, c101);
+            x = FloatVector.broadcast(S, a[ai + 11]);
+            c110 = x.fma(b0, c110); c111 = x.fma(b1, c111);
         }
         FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
         FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-        FloatVector.fromArray(S, c, co + 2 * L).add(c02).intoArray(c, co + 2 * L);
         FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
         FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-        FloatVector.fromArray(S, c, co + ldc + 2 * L).add(c12).intoArray(c, co + ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
         FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-        FloatVector.fromArray(S, c, co + 2 * ldc + 2 * L).add(c22).intoArray(c, co + 2 * ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
         FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-        FloatVector.fromArray(S, c, co + 3 * ldc + 2 * L).add(c32).intoArray(c, co + 3 * ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
         FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-        FloatVector.fromArray(S, c, co + 4 * ldc + 2 * L).add(c42).intoArray(c, co + 4 * ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
         FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
-        FloatVector.fromArray(S, c, co + 5 * ldc + 2 * L).add(c52).intoArray(c, co + 5 * ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
         FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
-        FloatVector.fromArray(S, c, co + 6 * ldc + 2 * L).add(c62).intoArray(c, co + 6 * ldc + 2 * L);
         FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
         FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
-        FloatVector.fromArray(S, c, co + 7 * ldc + 2 * L).add(c72).intoArray(c, co + 7 * ldc + 2 * L);
+        FloatVector.fromArray(S, c, co + 8 * ldc).add(c80).intoArray(c, co + 8 * ldc);
+        FloatVector.fromArray(S, c, co + 8 * ldc + L).add(c81).intoArray(c, co + 8 * ldc + L);
+        FloatVector.fromArray(S, c, co + 9 * ldc).add(c90).intoArray(c, co + 9 * ldc);
+        FloatVector.fromArray(S, c, co + 9 * ldc + L).add(c91).intoArray(c, co + 9 * ldc + L);
+        FloatVector.fromArray(S, c, co + 10 * ldc).add(c100).intoArray(c, co + 10 * ldc);
+        FloatVector.fromArray(S, c, co + 10 * ldc + L).add(c101).intoArray(c, co + 10 * ldc + L);
+        FloatVector.fromArray(S, c, co + 11 * ldc).add(c110).intoArray(c, co + 11 * ldc);
+        FloatVector.fromArray(S, c, co + 11 * ldc + L).add(c111).intoArray(c, co + 11 * ldc + L);
     }
-
 
     private static void kernel6x2(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -216,7 +271,6 @@ public final class Gemm {
         FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
     }
 
-
     // ---- packers for matrices stored in tensors ----------------------------------------------------
 
     /**
@@ -227,19 +281,24 @@ public final class Gemm {
     public record Matrix(Tensor tensor, long batchStride, int ld, boolean transposed) {
         /** Reads {@code n} consecutive stored elements starting at flat index {@code e} as float32. */
         void read(long e, float[] dst, int off, int n) {
-            tensor.copyTo(e, dst, off, n);
+            if (tensor.dtype().isHalf() && tensor.storage() instanceof Storage.Segment(MemorySegment seg)
+                    && e >= 0 && e + n <= tensor.numel()) {
+                HalfVectors.toFloat(seg, tensor.offset() + e, tensor.dtype() == DType.BF16, dst, off, n);
+            } else {
+                tensor.copyTo(e, dst, off, n);
+            }
         }
     }
 
     /** Packs A from a matrix (A is logically M×K; stored M×K, or K×M when transposed). */
     public static PackA packA(Matrix m) {
-        return (batch, i0, mc, k0, kc, dst) -> {
+        return (batch, i0, mc, k0, kc, dst, off) -> {
             long base = batch * m.batchStride();
             int panels = ceilDiv(mc, MR);
             if (!m.transposed()) {
                 float[] row = BUFFERS.get().row(MR * kc);
                 for (int p = 0; p < panels; p++) {
-                    int pb = p * kc * MR;
+                    int pb = off + p * kc * MR;
                     int rows = Math.min(MR, mc - p * MR);
                     float[] src;
                     int srcOff;
@@ -264,7 +323,7 @@ public final class Gemm {
                 }
             } else {
                 for (int p = 0; p < panels; p++) {
-                    int pb = p * kc * MR;
+                    int pb = off + p * kc * MR;
                     int rows = Math.min(MR, mc - p * MR);
                     for (int k = 0; k < kc; k++) {
                         m.read(base + (long) (k0 + k) * m.ld() + i0 + p * MR, dst, pb + k * MR, rows);
@@ -277,32 +336,34 @@ public final class Gemm {
         };
     }
 
-    /** Lane j of a vector goes to {@code j·MR}: one row's k-run scattered into an MR-interleaved panel. */
-    private static final int[] PANEL_SCATTER = java.util.stream.IntStream.range(0, L).map(j -> j * MR).toArray();
+    /** The first MR lanes: one k of a panel. */
+    private static final VectorMask<Float> PANEL_MASK = VectorMask.fromLong(S, (1L << Math.min(MR, L)) - 1);
 
     /** Writes MR rows {@code src[off + r·ld + k]} (k < kc) as the panel {@code dst[pb + k·MR + r]}. */
     private static void transposeToPanel(float[] src, int off, int ld, int kc, float[] dst, int pb) {
-        int k = 0;
-        for (; k <= kc - L; k += L) {
-            for (int r = 0; r < MR; r++) {
-                FloatVector.fromArray(S, src, off + r * ld + k).intoArray(dst, pb + k * MR + r, PANEL_SCATTER, 0);
+        if (WIDE) {
+            // one masked gather of the MR rows' element k per step: about a cycle per element
+            int[] rows = BUFFERS.get().rowOffsets(ld);
+            for (int k = 0; k < kc; k++) {
+                FloatVector.fromArray(S, src, off + k, rows, 0, PANEL_MASK).intoArray(dst, pb + k * MR, PANEL_MASK);
             }
-        }
-        for (; k < kc; k++) {
-            for (int r = 0; r < MR; r++) {
-                dst[pb + k * MR + r] = src[off + r * ld + k];
+        } else {
+            for (int k = 0; k < kc; k++) {
+                for (int r = 0; r < MR; r++) {
+                    dst[pb + k * MR + r] = src[off + r * ld + k];
+                }
             }
         }
     }
 
     /** Packs B from a matrix (B is logically K×N; stored K×N, or N×K when transposed, as a linear layer's weight). */
     public static PackB packB(Matrix m) {
-        return (batch, k0, kc, j0, nc, dst) -> {
+        return (batch, k0, kc, j0, nc, dst, off) -> {
             long base = batch * m.batchStride();
             int slivers = ceilDiv(nc, NR);
             if (!m.transposed()) {
                 for (int q = 0; q < slivers; q++) {
-                    int qb = q * kc * NR;
+                    int qb = off + q * kc * NR;
                     int cols = Math.min(NR, nc - q * NR);
                     for (int k = 0; k < kc; k++) {
                         m.read(base + (long) (k0 + k) * m.ld() + j0 + q * NR, dst, qb + k * NR, cols);
@@ -314,7 +375,7 @@ public final class Gemm {
             } else {
                 float[] row = BUFFERS.get().row(kc);
                 for (int q = 0; q < slivers; q++) {
-                    int qb = q * kc * NR;
+                    int qb = off + q * kc * NR;
                     for (int j = 0; j < NR; j++) {
                         int col = q * NR + j;
                         if (col < nc) {
@@ -336,62 +397,80 @@ public final class Gemm {
     /**
      * Packs the im2col matrix of a convolution as B without building it: row {@code k = (ci, ky, kx)},
      * column {@code j = (oy, ox)}, value {@code x[n, ci, oy·s + ky − pad, ox·s + kx − pad]} or 0 outside.
-     * Runs of columns on one output row are copied as contiguous spans (stride 1).
+     * A sliver's columns are cut once into runs on one output row; each row k then copies every run as
+     * a contiguous span (stride 1) or element by element (stride 2), with (ci, ky, kx) stepped, not divided.
      */
     public static PackB packIm2col(float[] x, long xOff, int cin, int h, int w, int kh, int kw, int stride, int pad,
                                    int ho, int wo) {
         long imageSize = (long) cin * h * w;
+        int plane = h * w;
         int kArea = kh * kw;
-        return (batch, k0, kc, j0, nc, dst) -> {
-            long imgBase = xOff + batch * imageSize;
+        return (batch, k0, kc, j0, nc, dst, off) -> {
+            int imgBase = (int) (xOff + batch * imageSize);
             int slivers = ceilDiv(nc, NR);
+            int[] runs = BUFFERS.get().runs();
             for (int q = 0; q < slivers; q++) {
-                int qb = q * kc * NR;
+                int qb = off + q * kc * NR;
                 int colStart = j0 + q * NR;
                 int cols = Math.min(NR, nc - q * NR);
+                // runs of this sliver's columns on one output row: (first column in the sliver, length, oy, ox)
+                int nRuns = 0;
+                for (int j = 0; j < cols; ) {
+                    int col = colStart + j;
+                    int oy = col / wo;
+                    int ox = col - oy * wo;
+                    int run = Math.min(cols - j, wo - ox);
+                    runs[4 * nRuns] = j;
+                    runs[4 * nRuns + 1] = run;
+                    runs[4 * nRuns + 2] = oy;
+                    runs[4 * nRuns + 3] = ox;
+                    nRuns++;
+                    j += run;
+                }
+                int ci = k0 / kArea;
+                int rem = k0 - ci * kArea;
+                int ky = rem / kw;
+                int kx = rem - ky * kw;
                 for (int k = 0; k < kc; k++) {
-                    int kk = k0 + k;
-                    int ci = kk / kArea;
-                    int rem = kk - ci * kArea;
-                    int ky = rem / kw;
-                    int kx = rem - ky * kw;
-                    long chanBase = imgBase + (long) ci * h * w;
+                    int chanBase = imgBase + ci * plane;
                     int d = qb + k * NR;
-                    int j = 0;
-                    while (j < cols) {
-                        int col = colStart + j;
-                        int oy = col / wo;
-                        int ox = col - oy * wo;
-                        int run = Math.min(cols - j, wo - ox);
-                        int iy = oy * stride + ky - pad;
+                    for (int t = 0; t < nRuns; t++) {
+                        int dj = d + runs[4 * t];
+                        int run = runs[4 * t + 1];
+                        int iy = runs[4 * t + 2] * stride + ky - pad;
+                        int ox = runs[4 * t + 3];
                         if (iy < 0 || iy >= h) {
-                            java.util.Arrays.fill(dst, d + j, d + j + run, 0f);
+                            java.util.Arrays.fill(dst, dj, dj + run, 0f);
                         } else if (stride == 1) {
                             int ix0 = ox + kx - pad;
-                            int lo = Math.max(0, -ix0);
-                            int hi = Math.min(run, w - ix0);
-                            if (hi <= lo) {
-                                java.util.Arrays.fill(dst, d + j, d + j + run, 0f);
-                            } else {
-                                if (lo > 0) {
-                                    java.util.Arrays.fill(dst, d + j, d + j + lo, 0f);
-                                }
-                                System.arraycopy(x, (int) (chanBase + (long) iy * w + ix0 + lo), dst, d + j + lo, hi - lo);
-                                if (hi < run) {
-                                    java.util.Arrays.fill(dst, d + j + hi, d + j + run, 0f);
-                                }
+                            int lo = Math.min(run, Math.max(0, -ix0));
+                            int hi = Math.max(lo, Math.min(run, w - ix0));
+                            for (int i = 0; i < lo; i++) {
+                                dst[dj + i] = 0f;
+                            }
+                            if (hi > lo) {
+                                System.arraycopy(x, chanBase + iy * w + ix0 + lo, dst, dj + lo, hi - lo);
+                            }
+                            for (int i = hi; i < run; i++) {
+                                dst[dj + i] = 0f;
                             }
                         } else {
-                            int rowBase = (int) (chanBase + (long) iy * w);
-                            for (int t = 0; t < run; t++) {
-                                int ix = (ox + t) * stride + kx - pad;
-                                dst[d + j + t] = (ix >= 0 && ix < w) ? x[rowBase + ix] : 0f;
+                            int rowBase = chanBase + iy * w;
+                            for (int i = 0; i < run; i++) {
+                                int ix = (ox + i) * stride + kx - pad;
+                                dst[dj + i] = (ix >= 0 && ix < w) ? x[rowBase + ix] : 0f;
                             }
                         }
-                        j += run;
                     }
-                    if (cols < NR) {
-                        java.util.Arrays.fill(dst, d + cols, d + NR, 0f);
+                    for (int j = cols; j < NR; j++) {
+                        dst[d + j] = 0f;
+                    }
+                    if (++kx == kw) {
+                        kx = 0;
+                        if (++ky == kh) {
+                            ky = 0;
+                            ci++;
+                        }
                     }
                 }
             }
@@ -412,6 +491,9 @@ public final class Gemm {
         private float[] b = new float[0];
         private float[] row = new float[0];
         private final float[] tile = new float[MR * NR];
+        private final int[] runs = new int[4 * NR];
+        private final int[] rowOffsets = new int[Math.max(L, MR)];
+        private int rowLd = -1;
 
         float[] a(int n) {
             if (a.length < n) {
@@ -436,6 +518,24 @@ public final class Gemm {
 
         float[] tile() {
             return tile;
+        }
+
+        /** Room for the runs of one sliver's columns (at most NR runs of 4 ints). */
+        int[] runs() {
+            return runs;
+        }
+
+
+
+        /** {@code r·ld} for each lane r below MR (0 above): gather offsets of a panel's rows. */
+        int[] rowOffsets(int ld) {
+            if (rowLd != ld) {
+                for (int r = 0; r < MR; r++) {
+                    rowOffsets[r] = r * ld;
+                }
+                rowLd = ld;
+            }
+            return rowOffsets;
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.jdiffusion.core.cpu;
 
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -11,9 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * IEEE half precision to and from float32 on whole vectors (the Vector API has no such conversion):
  * by integer arithmetic on the bits, exact both ways, rounding to nearest even as
- * {@link Float#floatToFloat16} does (any NaN becomes the quiet NaN 0x7e00 with its sign). On Java
- * arrays: copy a memory segment's halves into a {@code short[]} first ({@code MemorySegment.copy}),
- * which keeps these loops on one kind of memory.
+ * {@link Float#floatToFloat16} does (any NaN becomes the quiet NaN 0x7e00 with its sign), from Java
+ * arrays or straight from a weight's memory segment.
  */
 public final class HalfVectors {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -33,6 +34,24 @@ public final class HalfVectors {
         }
         if (i < n) {
             widen(ShortVector.fromArray(H, src, srcOff + i, H.indexInRange(i, n))).intoArray(dst, dstOff + i, F.indexInRange(i, n));
+        }
+    }
+
+    /**
+     * dst[dstOff + i] = the 16-bit float (F16 when {@code bf16} is false, else BF16) at element
+     * {@code elem + i} of a little-endian segment (a mapped checkpoint, say), for i in [0, n).
+     */
+    public static void toFloat(MemorySegment src, long elem, boolean bf16, float[] dst, int dstOff, int n) {
+        int i = 0;
+        int bound = n - n % F.length();
+        for (; i < bound; i += F.length()) {
+            ShortVector h = ShortVector.fromMemorySegment(H, src, (elem + i) * 2, ByteOrder.LITTLE_ENDIAN);
+            (bf16 ? widenBf16(h) : widen(h)).intoArray(dst, dstOff + i);
+        }
+        if (i < n) {
+            VectorMask<Short> m = H.indexInRange(i, n);
+            ShortVector h = ShortVector.fromMemorySegment(H, src, (elem + i) * 2, ByteOrder.LITTLE_ENDIAN, m);
+            (bf16 ? widenBf16(h) : widen(h)).intoArray(dst, dstOff + i, F.indexInRange(i, n));
         }
     }
 
@@ -59,6 +78,11 @@ public final class HalfVectors {
         IntVector bits = normal.blend(special, em.compare(VectorOperators.GE, 0x7c00))
                 .blend(subnormal, em.compare(VectorOperators.LT, 0x400));
         return bits.or(sign).reinterpretAsFloats();
+    }
+
+    private static FloatVector widenBf16(ShortVector h) {
+        IntVector x = (IntVector) h.convertShape(VectorOperators.ZERO_EXTEND_S2I, I, 0);
+        return x.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     private static ShortVector narrow(FloatVector f) {

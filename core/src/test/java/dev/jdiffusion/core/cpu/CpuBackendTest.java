@@ -84,6 +84,9 @@ class CpuBackendTest {
         "2, 13, 61, 390, false, true, F16",
         "2, 13, 61, 390, false, false, BF16",
         "1, 19, 50, 70, true, false, F16",
+        // several A row blocks, B in two column chunks, 12 K blocks (see Gemm's blocking constants)
+        "1, 150, 1500, 3000, false, false, F32",
+        "1, 150, 1500, 3000, true, true, F16",
     })
     void matmulMatchesFloat64(int batch, int m, int n, int k, boolean transA, boolean transB, DType bType) {
         Random rnd = new Random(31L * m + n + k);
@@ -144,6 +147,8 @@ class CpuBackendTest {
         "1, 3, 7, 7, 2, 3, 1, 0, F32",
         "1, 2, 16, 16, 3, 4, 2, 1, F32",
         "1, 4, 64, 64, 8, 3, 2, 1, F32",
+        // the im2col matrix (576 × 8192) is packed in two column chunks
+        "1, 64, 128, 64, 13, 3, 1, 1, F16",
     })
     void conv2dMatchesFloat64(int n, int cin, int h, int w, int cout, int k, int stride, int pad, DType wType) {
         Random rnd = new Random(n * 1000 + cin * 100 + h + w + k);

@@ -27,6 +27,9 @@ class DeterminismTest {
         Tensor lw = Tensor.ofHalf(CpuBackendTest.random(rnd, 1280 * 320, 0.05f), DType.BF16, 1280, 320);
         Tensor a = Tensor.of(CpuBackendTest.random(rnd, 3 * 200 * 450, 1f), 3, 200, 450);
         Tensor b = Tensor.of(CpuBackendTest.random(rnd, 3 * 450 * 170, 1f), 3, 450, 170);
+        // large enough for several row blocks, column groups and two chunks of packed B
+        Tensor big1 = Tensor.of(CpuBackendTest.random(rnd, 130 * 3000, 1f), 130, 3000);
+        Tensor big2 = Tensor.of(CpuBackendTest.random(rnd, 3000 * 1450, 1f), 3000, 1450);
         List<Function<Backend, Tensor>> ops = List.of(
                 be -> be.conv2d(x, w3, bias, 1, 1),
                 be -> be.conv2d(x, w3, bias, 2, 1),
@@ -40,6 +43,7 @@ class DeterminismTest {
                 be -> be.linear(seq, lw, null),
                 be -> be.matmul(a, b, false, false),
                 be -> be.matmul(b, a, true, true),
+                be -> be.matmul(big1, big2, false, false),
                 be -> be.gelu(seq),
                 be -> be.geglu(seq),
                 be -> be.silu(x),

@@ -2,6 +2,11 @@ package dev.jdiffusion.core.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.jdiffusion.core.tensor.Half;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
@@ -19,6 +24,28 @@ class HalfVectorsTest {
             float want = Float.float16ToFloat((short) i);
             assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(out[3 + i]),
                     Float.isNaN(want) ? 0x7fffffff : 0, "half " + Integer.toHexString(i & 0xffff));
+        }
+    }
+
+    @Test
+    void everyHalfAndBfloat16WidensExactlyFromALittleEndianSegment() {
+        int n = 65536 + 5;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(2L * (n + 1));
+            for (int i = 0; i < n; i++) {
+                seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 2L * (1 + i), (short) i);
+            }
+            float[] out = new float[n + 3];
+            HalfVectors.toFloat(seg, 1, false, out, 3, n);
+            for (int i = 0; i < n; i++) {
+                float want = Float.float16ToFloat((short) i);
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(out[3 + i]),
+                        Float.isNaN(want) ? 0x7fffffff : 0, "half " + Integer.toHexString(i & 0xffff));
+            }
+            HalfVectors.toFloat(seg, 1, true, out, 3, n);
+            for (int i = 0; i < n; i++) {
+                assertEquals(Half.bf16ToFloat((short) i), out[3 + i], 0f, "bfloat16 " + Integer.toHexString(i & 0xffff));
+            }
         }
     }
 
