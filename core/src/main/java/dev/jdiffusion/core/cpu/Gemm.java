@@ -15,13 +15,12 @@ import jdk.incubator.vector.VectorSpecies;
  * an {@code MR × kc} panel of A by a {@code kc × NR} sliver of B.
  *
  * <p>With 512-bit vectors (32 registers) the micro-kernel is 12 rows × 2 vectors (24 accumulators,
- * no spills in C2's code); with narrower vectors it is 6 × 2. B is packed once per call (for a chunk
- * of its columns at a time, shared by all tasks); each task packs its block of A rows for the whole
- * depth K (sized to stay in L2), then for each B sliver runs the K blocks in order, every A panel of
- * the block against the sliver (which sits in L1), so the task's C tiles stay in cache from the first
- * K block to the last and C goes through memory once.
+ * no spills in C2's code); with narrower vectors it is 6 × 2. Loop order of a task, innermost last:
+ * K blocks of {@link #KC} (the task's A panels packed once per block, in L2); B slivers, each packed
+ * right before use so that it sits in L1; A panels, each streamed past the sliver.
  *
- * <p>Tasks are (block of rows, group of columns). Every element of C is computed by one task with a
+ * <p>Tasks are (batch entry, block of rows, group of columns), shaped for the least packing with C
+ * blocks that stay in cache (see {@link #split}). Every element of C is computed by one task with a
  * fixed order of additions (K in blocks of {@link #KC}, in order), so results are identical for any
  * number of threads.
  */
