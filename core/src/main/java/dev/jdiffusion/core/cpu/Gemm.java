@@ -361,32 +361,37 @@ public final class Gemm {
             long base = batch * m.batchStride();
             int slivers = ceilDiv(nc, NR);
             if (!m.transposed()) {
+                boolean floats = m.tensor().isFloatArray();
                 for (int q = 0; q < slivers; q++) {
                     int qb = off + q * kc * NR;
                     int cols = Math.min(NR, nc - q * NR);
-                    for (int k = 0; k < kc; k++) {
-                        m.read(base + (long) (k0 + k) * m.ld() + j0 + q * NR, dst, qb + k * NR, cols);
-                        for (int j = cols; j < NR; j++) {
-                            dst[qb + k * NR + j] = 0f;
+                    long e = base + (long) k0 * m.ld() + j0 + q * NR;
+                    for (int k = 0; k < kc; k++, e += m.ld()) {
+                        if (floats) {
+                            copyRun(m.tensor().floatArray(), (int) (m.tensor().offset() + e), dst, qb + k * NR, NR, 0, cols);
+                        } else {
+                            m.read(e, dst, qb + k * NR, cols);
+                            if (cols < NR) {
+                                zeroRun(dst, qb + k * NR + cols, NR - cols);
+                            }
                         }
                     }
                 }
             } else {
-                float[] row = BUFFERS.get().row(kc);
+                // each column is a stored row: widen the sliver's rows into a buffer, then gather one k at a time
+                Buffers bufs = BUFFERS.get();
+                float[] rows = bufs.row(NR * kc);
+                int[] lanes = bufs.laneOffsets(kc);
                 for (int q = 0; q < slivers; q++) {
                     int qb = off + q * kc * NR;
-                    for (int j = 0; j < NR; j++) {
-                        int col = q * NR + j;
-                        if (col < nc) {
-                            m.read(base + (long) (j0 + col) * m.ld() + k0, row, 0, kc);
-                            for (int k = 0; k < kc; k++) {
-                                dst[qb + k * NR + j] = row[k];
-                            }
-                        } else {
-                            for (int k = 0; k < kc; k++) {
-                                dst[qb + k * NR + j] = 0f;
-                            }
-                        }
+                    int cols = Math.min(NR, nc - q * NR);
+                    for (int j = 0; j < cols; j++) {
+                        m.read(base + (long) (j0 + q * NR + j) * m.ld() + k0, rows, j * kc, kc);
+                    }
+                    java.util.Arrays.fill(rows, cols * kc, NR * kc, 0f);
+                    for (int k = 0; k < kc; k++) {
+                        FloatVector.fromArray(S, rows, k, lanes, 0).intoArray(dst, qb + k * NR);
+                        FloatVector.fromArray(S, rows, k + L * kc, lanes, 0).intoArray(dst, qb + k * NR + L);
                     }
                 }
             }
@@ -439,20 +444,12 @@ public final class Gemm {
                         int iy = runs[4 * t + 2] * stride + ky - pad;
                         int ox = runs[4 * t + 3];
                         if (iy < 0 || iy >= h) {
-                            java.util.Arrays.fill(dst, dj, dj + run, 0f);
+                            zeroRun(dst, dj, run);
                         } else if (stride == 1) {
                             int ix0 = ox + kx - pad;
                             int lo = Math.min(run, Math.max(0, -ix0));
                             int hi = Math.max(lo, Math.min(run, w - ix0));
-                            for (int i = 0; i < lo; i++) {
-                                dst[dj + i] = 0f;
-                            }
-                            if (hi > lo) {
-                                System.arraycopy(x, chanBase + iy * w + ix0 + lo, dst, dj + lo, hi - lo);
-                            }
-                            for (int i = hi; i < run; i++) {
-                                dst[dj + i] = 0f;
-                            }
+                            copyRun(x, chanBase + iy * w + ix0, dst, dj, run, lo, hi);
                         } else {
                             int rowBase = chanBase + iy * w;
                             for (int i = 0; i < run; i++) {
@@ -461,8 +458,8 @@ public final class Gemm {
                             }
                         }
                     }
-                    for (int j = cols; j < NR; j++) {
-                        dst[d + j] = 0f;
+                    if (cols < NR) {
+                        zeroRun(dst, d + cols, NR - cols);
                     }
                     if (++kx == kw) {
                         kx = 0;
@@ -474,6 +471,31 @@ public final class Gemm {
                 }
             }
         };
+    }
+
+    /**
+     * {@code dst[dj + i] = src[s + i]} for i in [lo, hi), 0 for the other i below {@code run} (at most
+     * NR); only elements {@code src[s + lo .. s + hi)} are read.
+     */
+    private static void copyRun(float[] src, int s, float[] dst, int dj, int run, int lo, int hi) {
+        if (lo == 0 && hi == NR) {
+            FloatVector.fromArray(S, src, s).intoArray(dst, dj);
+            FloatVector.fromArray(S, src, s + L).intoArray(dst, dj + L);
+            return;
+        }
+        for (int h = 0; h < run; h += L) {
+            // lanes outside [lo, hi) load as 0; the store stops at the end of the run
+            FloatVector.fromArray(S, src, s + h, S.indexInRange(h - lo, hi - lo))
+                    .intoArray(dst, dj + h, S.indexInRange(h, run));
+        }
+    }
+
+    /** {@code dst[dj .. dj + n) = 0} for n at most NR. */
+    private static void zeroRun(float[] dst, int dj, int n) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int h = 0; h < n; h += L) {
+            zero.intoArray(dst, dj + h, S.indexInRange(h, n));
+        }
     }
 
     static int ceilDiv(int a, int b) {
@@ -493,6 +515,8 @@ public final class Gemm {
         private final int[] runs = new int[4 * NR];
         private final int[] rowOffsets = new int[Math.max(L, MR)];
         private int rowLd = -1;
+        private final int[] laneOffsets = new int[L];
+        private int laneLd = -1;
 
         float[] a(int n) {
             if (a.length < n) {
@@ -525,6 +549,17 @@ public final class Gemm {
         }
 
 
+
+        /** {@code r·ld} for each lane r: gather offsets of L rows. */
+        int[] laneOffsets(int ld) {
+            if (laneLd != ld) {
+                for (int r = 0; r < L; r++) {
+                    laneOffsets[r] = r * ld;
+                }
+                laneLd = ld;
+            }
+            return laneOffsets;
+        }
 
         /** {@code r·ld} for each lane r below MR (0 above): gather offsets of a panel's rows. */
         int[] rowOffsets(int ld) {
