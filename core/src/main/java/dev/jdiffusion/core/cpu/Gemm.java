@@ -513,10 +513,8 @@ public final class Gemm {
         private float[] row = new float[0];
         private final float[] tile = new float[MR * NR];
         private final int[] runs = new int[4 * NR];
-        private final int[] rowOffsets = new int[Math.max(L, MR)];
-        private int rowLd = -1;
-        private final int[] laneOffsets = new int[L];
-        private int laneLd = -1;
+        private final Strides rowOffsets = new Strides(MR);
+        private final Strides laneOffsets = new Strides(L);
 
         float[] a(int n) {
             if (a.length < n) {
@@ -548,28 +546,35 @@ public final class Gemm {
             return runs;
         }
 
-
-
         /** {@code r·ld} for each lane r: gather offsets of L rows. */
         int[] laneOffsets(int ld) {
-            if (laneLd != ld) {
-                for (int r = 0; r < L; r++) {
-                    laneOffsets[r] = r * ld;
-                }
-                laneLd = ld;
-            }
-            return laneOffsets;
+            return laneOffsets.of(ld);
         }
 
         /** {@code r·ld} for each lane r below MR (0 above): gather offsets of a panel's rows. */
         int[] rowOffsets(int ld) {
-            if (rowLd != ld) {
-                for (int r = 0; r < MR; r++) {
-                    rowOffsets[r] = r * ld;
+            return rowOffsets.of(ld);
+        }
+    }
+
+    /** {@code r·ld} for r below a count, 0 for the other lanes of a vector; rebuilt when ld changes. */
+    private static final class Strides {
+        private final int[] offsets = new int[Math.max(L, MR)];
+        private final int count;
+        private int ld = -1;
+
+        Strides(int count) {
+            this.count = count;
+        }
+
+        int[] of(int newLd) {
+            if (ld != newLd) {
+                for (int r = 0; r < count; r++) {
+                    offsets[r] = r * newLd;
                 }
-                rowLd = ld;
+                ld = newLd;
             }
-            return rowOffsets;
+            return offsets;
         }
     }
 }
