@@ -75,30 +75,6 @@ public final class VecMath {
         return res.blend(0f, under).blend(Float.POSITIVE_INFINITY, over).blend(x, nan);
     }
 
-    /**
-     * {@link #exp(FloatVector)} for arguments that are at most 0 (or NaN), bit for bit, with fewer
-     * operations: no overflow check, and the exponent taken from the rounding sum's low bits.
-     */
-    public static FloatVector expNonPositive(FloatVector x) {
-        VectorMask<Float> under = x.lt(EXP_LO);
-        VectorMask<Float> nan = x.test(VectorOperators.IS_NAN);
-        FloatVector xc = x.max(EXP_LO);
-        FloatVector t = xc.mul(LOG2E).add(MAGIC);     // MAGIC + n, n in the low mantissa bits
-        FloatVector n = t.sub(MAGIC);
-        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xc);
-        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
-        FloatVector p = r.fma(C7, C6);
-        p = p.fma(r, FloatVector.broadcast(S, C5));
-        p = p.fma(r, FloatVector.broadcast(S, C4));
-        p = p.fma(r, FloatVector.broadcast(S, C3));
-        p = p.fma(r, FloatVector.broadcast(S, C2));
-        p = p.fma(r, FloatVector.broadcast(S, 1f));
-        p = p.fma(r, FloatVector.broadcast(S, 1f));
-        IntVector shifted = ((IntVector) t.reinterpretAsInts()).lanewise(VectorOperators.LSHL, 23);
-        FloatVector res = ((IntVector) p.reinterpretAsInts()).add(shifted).reinterpretAsFloats();
-        return res.blend(0f, under).blend(x, nan);
-    }
-
     public static float exp(float x) {
         if (Float.isNaN(x)) {
             return x;
