@@ -181,11 +181,14 @@ class SdxlTest {
             GenerationRequest early = request().steps(10).negativePrompt("blurry").refinerSwitchAt(0.3).build();
             assertFalse(java.util.Arrays.equals(refined.rgb(),
                     base.generate(early, refiner, StableDiffusion.ProgressListener.NONE).get(0).rgb()));
-            // the refiner's aesthetic scores are its conditioning
-            GenerationRequest aesthetic = request().steps(10).negativePrompt("blurry").sdxl(
-                    new GenerationRequest.SdxlConditioning(0, 0, 0, 0, 0, 0, 9, 1)).build();
-            assertFalse(java.util.Arrays.equals(refined.rgb(),
-                    base.generate(aesthetic, refiner, StableDiffusion.ProgressListener.NONE).get(0).rgb()));
+            // the refiner's aesthetic scores are its conditioning. A UNet this small hears its vector input
+            // faintly (its 32-channel level has one channel per norm group, which normalises the embedding's
+            // per-channel offsets away), so the refiner runs 9 of the 10 steps for this comparison
+            GenerationRequest.Builder mostlyRefined = request().steps(10).negativePrompt("blurry").refinerSwitchAt(0.1);
+            byte[] defaultScores = base.generate(mostlyRefined.build(), refiner, StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            byte[] otherScores = base.generate(mostlyRefined.sdxl(new GenerationRequest.SdxlConditioning(
+                    0, 0, 0, 0, 0, 0, 9, 1)).build(), refiner, StableDiffusion.ProgressListener.NONE).get(0).rgb();
+            assertFalse(java.util.Arrays.equals(defaultScores, otherScores));
             assertEquals(1, refiner.family().encoders());
             // every run of a batch count starts on the base model: run 2 of seed 7 is run 1 of seed 8
             List<GeneratedImage> two = base.generate(request().steps(10).negativePrompt("blurry").batch(1, 2).build(), refiner,

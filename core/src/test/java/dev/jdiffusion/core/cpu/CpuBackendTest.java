@@ -224,6 +224,9 @@ class CpuBackendTest {
         "1, 8, 40, 257, 257, false",
         "2, 2, 160, 64, 77, false",
         "1, 1, 8, 5, 400, true",
+        "2, 4, 16, 64, 64, false",
+        "2, 4, 16, 64, 77, false",
+        "1, 3, 24, 1, 77, false",
     })
     void attentionMatchesFloat64(int batch, int heads, int dh, int nq, int nk, boolean causal) {
         Random rnd = new Random(batch + heads + dh + nq + nk);
