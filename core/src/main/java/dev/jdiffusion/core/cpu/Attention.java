@@ -5,27 +5,34 @@ import static dev.jdiffusion.core.cpu.Gemm.S;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Multi-head attention in the manner of FlashAttention: for each block of {@link #BQ} queries the
  * keys are visited in blocks of {@link #BK}, scores of one block at a time, with an online softmax
- * (running row maximum and sum, earlier partial outputs rescaled). Memory is O(BQ·BK) per task,
+ * (running maximum and sum per query, earlier partial outputs rescaled). Memory is O(BQ·BK) per task,
  * never O(Nq·Nk).
  *
- * <p>Per (batch, head), Kᵀ and V are packed once into the {@link Gemm} micro-kernel's B layout;
- * both products run on an 8 × 3-vector register tiling, with the A operand read
- * row-major (queries, then probabilities). Tasks are (batch, head, query block): each output
- * element is computed by one task in a fixed order, independent of the thread count.
+ * <p>Everything is computed transposed, with the block's queries along the vector lanes: scores
+ * {@code Sᵀ = K·Qᵀ} (keys × queries), probabilities {@code Pᵀ}, output {@code Oᵀ += Vᵀ·Pᵀ} (head
+ * dimension × queries). The softmax's maxima, sums and rescaling are then lane-wise, with no
+ * horizontal reductions, and the head dimension is the micro-tile's row count (8 divides 40, 64, 80
+ * and 160), so no columns are padded. Per (batch, head), K and Vᵀ are packed once into 8-row panels;
+ * both products run on one 8 × 3-vector micro-kernel. Tasks are (batch, head, query block): each
+ * output element is computed by one task in a fixed order, independent of the thread count.
  */
 final class Attention {
+    /** Rows of the micro-tile: keys in {@code K·Qᵀ}, head dimensions in {@code Vᵀ·Pᵀ}. */
     static final int MR = 8;
-    /** Columns of the attention micro-tile: 3 vectors on 512-bit machines, 2 otherwise. */
-    static final int NR = Gemm.WIDE ? 3 * L : 2 * L;
-    static final int BQ = 64;
-    static final int BK = 4 * NR;
+    /** Columns of the micro-tile, the queries of one task: 3 vectors. */
+    static final int NR = 3 * L;
+    static final int BQ = NR;
+    static final int BK = 24 * MR;
 
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final ThreadLocal<float[][]> SCRATCH = new ThreadLocal<>();
 
     private Attention() {
@@ -37,32 +44,29 @@ final class Attention {
     static void run(WorkerPool pool, int batch, int heads, int headDim, int nq, int nk,
                     float[] q, int qOff, float[] k, int kOff, float[] v, int vOff, float[] out, boolean causal) {
         int c = heads * headDim;
-        int nkPad = Gemm.roundUp(nk, BK);
-        int dSlivers = Gemm.ceilDiv(headDim, NR);
-        int ktSize = nkPad * headDim;          // (nkPad / NR) slivers of headDim × NR
-        int vSize = dSlivers * nkPad * NR;     // dSlivers slivers of nkPad × NR
+        int dPanels = Gemm.ceilDiv(headDim, MR);
+        int kSize = Gemm.roundUp(nk, MR) * headDim;     // key panels of headDim × MR
+        int vSize = dPanels * nk * MR;                  // head-dimension panels of nk × MR
         int bh = batch * heads;
-        float[] kt = new float[bh * ktSize];
+        float[] kp = new float[bh * kSize];
         float[] vp = new float[bh * vSize];
         pool.parallelFor(bh, t -> {
             int b = t / heads;
             int h = t % heads;
-            int ktBase = t * ktSize;
+            int kBase = t * kSize;
             for (int j = 0; j < nk; j++) {
                 int src = kOff + (b * nk + j) * c + h * headDim;
-                int sl = j / NR;
-                int col = j % NR;
-                int dst = ktBase + sl * headDim * NR + col;
+                int dst = kBase + (j / MR) * headDim * MR + j % MR;
                 for (int d = 0; d < headDim; d++) {
-                    kt[dst + d * NR] = k[src + d];
+                    kp[dst + d * MR] = k[src + d];
                 }
             }
             int vBase = t * vSize;
             for (int j = 0; j < nk; j++) {
                 int src = vOff + (b * nk + j) * c + h * headDim;
-                for (int s = 0; s < dSlivers; s++) {
-                    int cols = Math.min(NR, headDim - s * NR);
-                    System.arraycopy(v, src + s * NR, vp, vBase + s * nkPad * NR + j * NR, cols);
+                for (int p = 0; p < dPanels; p++) {
+                    int rows = Math.min(MR, headDim - p * MR);
+                    System.arraycopy(v, src + p * MR, vp, vBase + (p * nk + j) * MR, rows);
                 }
             }
         });
@@ -72,210 +76,198 @@ final class Attention {
             int b = t / (heads * qBlocks);
             int h = (t / qBlocks) % heads;
             int i0 = (t % qBlocks) * BQ;
-            block(b, h, i0, Math.min(BQ, nq - i0), heads, headDim, nq, nk, nkPad, dSlivers, q, qOff,
-                    kt, (b * heads + h) * ktSize, vp, (b * heads + h) * vSize, out, causal, scale);
+            block(b, h, i0, Math.min(BQ, nq - i0), heads, headDim, nq, nk, q, qOff,
+                    kp, (b * heads + h) * kSize, vp, (b * heads + h) * vSize, out, causal, scale);
         });
     }
 
-    private static void block(int b, int h, int i0, int rows, int heads, int headDim, int nq, int nk, int nkPad,
-                              int dSlivers, float[] q, int qOff, float[] kt, int ktBase, float[] vp, int vBase,
-                              float[] out, boolean causal, float scale) {
+    private static void block(int b, int h, int i0, int rows, int heads, int headDim, int nq, int nk, float[] q,
+                              int qOff, float[] kp, int kBase, float[] vp, int vBase, float[] out, boolean causal,
+                              float scale) {
         int c = heads * headDim;
-        int ldo = dSlivers * NR;
-        float[][] scratch = scratch(headDim, ldo);
-        float[] qb = scratch[0];
-        float[] sp = scratch[1];
-        float[] o = scratch[2];
-        float[] m = scratch[3];
-        float[] l = scratch[4];
-        Arrays.fill(qb, 0f);
+        int dPanels = Gemm.ceilDiv(headDim, MR);
+        float[][] scratch = scratch(headDim);
+        float[] qt = scratch[0];   // scale·Qᵀ: headDim × NR
+        float[] st = scratch[1];   // Sᵀ, then Pᵀ: BK × NR
+        float[] ot = scratch[2];   // Oᵀ: dPanels·MR × NR
+        float[] ml = scratch[3];   // running maximum (NR) and sum (NR) per query
+        Arrays.fill(qt, 0, headDim * NR, 0f);
         for (int r = 0; r < rows; r++) {
             int src = qOff + (b * nq + i0 + r) * c + h * headDim;
             for (int d = 0; d < headDim; d++) {
-                qb[r * headDim + d] = q[src + d] * scale;
+                qt[d * NR + r] = q[src + d] * scale;
             }
         }
-        Arrays.fill(o, 0, BQ * ldo, 0f);
-        Arrays.fill(m, Float.NEGATIVE_INFINITY);
-        Arrays.fill(l, 0f);
-        int panels = Gemm.ceilDiv(rows, MR);
+        Arrays.fill(ot, 0, dPanels * MR * NR, 0f);
+        Arrays.fill(ml, 0, NR, Float.NEGATIVE_INFINITY);
+        Arrays.fill(ml, NR, 2 * NR, 0f);
         int keyEnd = causal ? Math.min(nk, i0 + rows) : nk;
         for (int j0 = 0; j0 < keyEnd; j0 += BK) {
             int bk = Math.min(BK, keyEnd - j0);
-            int bkSlivers = Gemm.ceilDiv(bk, NR);
-            // S = (scale·Q) Kᵀ for this key block
-            Arrays.fill(sp, 0, BQ * BK, 0f);
-            for (int s = 0; s < bkSlivers; s++) {
-                int bo = ktBase + ((j0 / NR) + s) * headDim * NR;
-                for (int p = 0; p < panels; p++) {
-                    kernelRows(headDim, qb, p * MR * headDim, headDim, kt, bo, sp, p * MR * BK + s * NR, BK);
-                }
+            // Sᵀ = K (scale·Qᵀ) for this key block
+            for (int p = 0; p < Gemm.ceilDiv(bk, MR); p++) {
+                kernel(headDim, kp, kBase + (j0 / MR + p) * headDim * MR, qt, 0, st, p * MR * NR, NR, false);
             }
-            // online softmax: P = exp(S - m_new), rescale earlier output and sums
-            int bkRound = bkSlivers * NR;
-            for (int r = 0; r < rows; r++) {
-                int valid = causal ? Math.min(bk, i0 + r + 1 - j0) : bk;
-                int so = r * BK;
-                if (valid <= 0) {
-                    Arrays.fill(sp, so, so + bkRound, 0f);
-                    continue;
-                }
-                float rowMax = max(sp, so, valid);
-                float mOld = m[r];
-                float mNew = Math.max(mOld, rowMax);
-                float corr = VecMath.exp(mOld - mNew);
-                float sum = expShifted(sp, so, valid, mNew);
-                Arrays.fill(sp, so + valid, so + bkRound, 0f);
-                l[r] = l[r] * corr + sum;
-                m[r] = mNew;
-                if (corr != 1f) {
-                    scaleRow(o, r * ldo, ldo, corr);
-                }
-            }
-            // O += P V
-            for (int s = 0; s < dSlivers; s++) {
-                int bo = vBase + s * nkPad * NR + j0 * NR;
-                for (int p = 0; p < panels; p++) {
-                    kernelRows(bkRound, sp, p * MR * BK, BK, vp, bo, o, p * MR * ldo + s * NR, ldo);
-                }
+            softmaxBlock(st, bk, j0, i0, causal, ml, ot, dPanels * MR);
+            // Oᵀ += Vᵀ Pᵀ
+            for (int p = 0; p < dPanels; p++) {
+                kernel(bk, vp, vBase + (p * nk + j0) * MR, st, 0, ot, p * MR * NR, NR, true);
             }
         }
         for (int r = 0; r < rows; r++) {
-            float inv = 1f / l[r];
+            float inv = 1f / ml[NR + r];
             int dst = (b * nq + i0 + r) * c + h * headDim;
             for (int d = 0; d < headDim; d++) {
-                out[dst + d] = o[r * ldo + d] * inv;
+                out[dst + d] = ot[d * NR + r] * inv;
             }
         }
     }
 
-    private static float[][] scratch(int headDim, int ldo) {
+    /**
+     * The online softmax over one key block, a vector of queries at a time: new maxima over the
+     * block's {@code bk} rows of Sᵀ, {@code Pᵀ = exp(Sᵀ − m)} in place (0 where a causal mask hides
+     * the key), sums and earlier output rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}.
+     */
+    private static void softmaxBlock(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] ot,
+                                     int otRows) {
+        FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        for (int vi = 0; vi < NR; vi += L) {
+            // query of each lane; key j is hidden from query i when j > i
+            IntVector query = causal ? IntVector.broadcast(I, i0 + vi).add(IntVector.zero(I).addIndex(1)) : null;
+            FloatVector m0 = negInf;
+            FloatVector m1 = negInf;
+            int r = 0;
+            for (; r + 1 < bk; r += 2) {
+                m0 = m0.max(masked(st, r, vi, j0, query, negInf));
+                m1 = m1.max(masked(st, r + 1, vi, j0, query, negInf));
+            }
+            if (r < bk) {
+                m0 = m0.max(masked(st, r, vi, j0, query, negInf));
+            }
+            FloatVector mOld = FloatVector.fromArray(S, ml, vi);
+            FloatVector mNew = mOld.max(m0.max(m1));
+            FloatVector sum = FloatVector.zero(S);
+            for (r = 0; r < bk; r++) {
+                FloatVector p = VecMath.expNonPositive(masked(st, r, vi, j0, query, negInf).sub(mNew));
+                p.intoArray(st, r * NR + vi);
+                sum = sum.add(p);
+            }
+            FloatVector corr = VecMath.expNonPositive(mOld.sub(mNew));
+            FloatVector.fromArray(S, ml, NR + vi).fma(corr, sum).intoArray(ml, NR + vi);
+            mNew.intoArray(ml, vi);
+            if (!corr.compare(VectorOperators.EQ, 1f).allTrue()) {
+                for (int d = 0; d < otRows; d++) {
+                    FloatVector.fromArray(S, ot, d * NR + vi).mul(corr).intoArray(ot, d * NR + vi);
+                }
+            }
+        }
+    }
+
+    /** Row r, lanes [vi, vi + L) of Sᵀ, −∞ where the causal mask hides key j0 + r from the lane's query. */
+    private static FloatVector masked(float[] st, int r, int vi, int j0, IntVector query, FloatVector negInf) {
+        FloatVector s = FloatVector.fromArray(S, st, r * NR + vi);
+        if (query == null) {
+            return s;
+        }
+        VectorMask<Float> hidden = query.compare(VectorOperators.LT, j0 + r).cast(S);
+        return s.blend(negInf, hidden);
+    }
+
+    private static float[][] scratch(int headDim) {
         float[][] s = SCRATCH.get();
-        if (s == null || s[0].length < BQ * headDim || s[2].length < BQ * ldo) {
-            s = new float[][] {new float[BQ * headDim], new float[BQ * BK], new float[BQ * ldo],
-                new float[BQ], new float[BQ]};
+        int otSize = Gemm.roundUp(headDim, MR) * NR;
+        if (s == null || s[0].length < headDim * NR || s[2].length < otSize) {
+            s = new float[][] {new float[headDim * NR], new float[BK * NR], new float[otSize], new float[2 * NR]};
             SCRATCH.set(s);
         }
         return s;
     }
 
-    private static float max(float[] a, int off, int n) {
-        FloatVector acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-        int i = 0;
-        for (; i <= n - L; i += L) {
-            acc = acc.max(FloatVector.fromArray(S, a, off + i));
-        }
-        if (i < n) {
-            VectorMask<Float> mask = S.indexInRange(i, n);
-            acc = acc.max(FloatVector.fromArray(S, a, off + i, mask).blend(Float.NEGATIVE_INFINITY, mask.not()));
-        }
-        return acc.reduceLanes(VectorOperators.MAX);
-    }
-
-    /** a[i] = exp(a[i] - shift) for i < n; returns the sum, accumulated lane-wise in a fixed order. */
-    private static float expShifted(float[] a, int off, int n, float shift) {
-        FloatVector acc = FloatVector.zero(S);
-        int i = 0;
-        for (; i <= n - L; i += L) {
-            FloatVector e = VecMath.exp(FloatVector.fromArray(S, a, off + i).sub(shift));
-            e.intoArray(a, off + i);
-            acc = acc.add(e);
-        }
-        if (i < n) {
-            VectorMask<Float> mask = S.indexInRange(i, n);
-            FloatVector e = VecMath.exp(FloatVector.fromArray(S, a, off + i, mask).sub(shift)).blend(0f, mask.not());
-            e.intoArray(a, off + i, mask);
-            acc = acc.add(e);
-        }
-        return VecMath.sumLanes(acc);
-    }
-
-    private static void scaleRow(float[] a, int off, int n, float s) {
-        for (int i = 0; i < n; i += L) {
-            FloatVector.fromArray(S, a, off + i).mul(s).intoArray(a, off + i);
-        }
-    }
-
     /**
-     * The GEMM micro-tile with A read row-major ({@code a[ao + r·lda + k]}, 8 rows) instead of packed:
-     * {@code c[co + r·ldc + 0..NR) += Σ_k a(r, k) · b[bo + k·NR + 0..NR)}.
+     * The 8 × 3-vector micro-tile: {@code c[co + r·ldc + 0..NR) (+)= Σ_k a[ao + 8k + r] · b[bo + k·NR + 0..NR)},
+     * added to C when {@code add}, else stored.
      */
-    static void kernelRows(int kc, float[] a, int ao, int lda, float[] b, int bo, float[] c, int co, int ldc) {
+    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean add) {
         if (!Gemm.WIDE) {
-            kernelRowsNarrow(kc, a, ao, lda, b, bo, c, co, ldc);
+            kernelNarrow(kc, a, ao, b, bo, c, co, ldc, add);
             return;
         }
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
         FloatVector c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
         FloatVector c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
         FloatVector c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
-        int a0 = ao, a1 = ao + lda, a2 = ao + 2 * lda, a3 = ao + 3 * lda;
-        int a4 = ao + 4 * lda, a5 = ao + 5 * lda, a6 = ao + 6 * lda, a7 = ao + 7 * lda;
-        for (int k = 0; k < kc; k++) {
-            int bi = bo + k * (3 * L);
+        int bi = bo;
+        int end = ao + kc * MR;
+        for (int ai = ao; ai < end; ai += MR, bi += NR) {
             FloatVector b0 = FloatVector.fromArray(S, b, bi);
             FloatVector b1 = FloatVector.fromArray(S, b, bi + L);
             FloatVector b2 = FloatVector.fromArray(S, b, bi + 2 * L);
-            FloatVector x = FloatVector.broadcast(S, a[a0 + k]);
+            FloatVector x = FloatVector.broadcast(S, a[ai]);
             c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); c02 = x.fma(b2, c02);
-            x = FloatVector.broadcast(S, a[a1 + k]);
+            x = FloatVector.broadcast(S, a[ai + 1]);
             c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); c12 = x.fma(b2, c12);
-            x = FloatVector.broadcast(S, a[a2 + k]);
+            x = FloatVector.broadcast(S, a[ai + 2]);
             c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); c22 = x.fma(b2, c22);
-            x = FloatVector.broadcast(S, a[a3 + k]);
+            x = FloatVector.broadcast(S, a[ai + 3]);
             c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32);
-            x = FloatVector.broadcast(S, a[a4 + k]);
+            x = FloatVector.broadcast(S, a[ai + 4]);
             c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); c42 = x.fma(b2, c42);
-            x = FloatVector.broadcast(S, a[a5 + k]);
+            x = FloatVector.broadcast(S, a[ai + 5]);
             c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); c52 = x.fma(b2, c52);
-            x = FloatVector.broadcast(S, a[a6 + k]);
+            x = FloatVector.broadcast(S, a[ai + 6]);
             c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); c62 = x.fma(b2, c62);
-            x = FloatVector.broadcast(S, a[a7 + k]);
+            x = FloatVector.broadcast(S, a[ai + 7]);
             c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
         }
-        FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
-        FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-        FloatVector.fromArray(S, c, co + 2 * L).add(c02).intoArray(c, co + 2 * L);
-        FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
-        FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-        FloatVector.fromArray(S, c, co + ldc + 2 * L).add(c12).intoArray(c, co + ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
-        FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-        FloatVector.fromArray(S, c, co + 2 * ldc + 2 * L).add(c22).intoArray(c, co + 2 * ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
-        FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-        FloatVector.fromArray(S, c, co + 3 * ldc + 2 * L).add(c32).intoArray(c, co + 3 * ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
-        FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-        FloatVector.fromArray(S, c, co + 4 * ldc + 2 * L).add(c42).intoArray(c, co + 4 * ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
-        FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
-        FloatVector.fromArray(S, c, co + 5 * ldc + 2 * L).add(c52).intoArray(c, co + 5 * ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
-        FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
-        FloatVector.fromArray(S, c, co + 6 * ldc + 2 * L).add(c62).intoArray(c, co + 6 * ldc + 2 * L);
-        FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
-        FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
-        FloatVector.fromArray(S, c, co + 7 * ldc + 2 * L).add(c72).intoArray(c, co + 7 * ldc + 2 * L);
+        put(c00, c, co, add);
+        put(c01, c, co + L, add);
+        put(c02, c, co + 2 * L, add);
+        put(c10, c, co + ldc, add);
+        put(c11, c, co + ldc + L, add);
+        put(c12, c, co + ldc + 2 * L, add);
+        put(c20, c, co + 2 * ldc, add);
+        put(c21, c, co + 2 * ldc + L, add);
+        put(c22, c, co + 2 * ldc + 2 * L, add);
+        put(c30, c, co + 3 * ldc, add);
+        put(c31, c, co + 3 * ldc + L, add);
+        put(c32, c, co + 3 * ldc + 2 * L, add);
+        put(c40, c, co + 4 * ldc, add);
+        put(c41, c, co + 4 * ldc + L, add);
+        put(c42, c, co + 4 * ldc + 2 * L, add);
+        put(c50, c, co + 5 * ldc, add);
+        put(c51, c, co + 5 * ldc + L, add);
+        put(c52, c, co + 5 * ldc + 2 * L, add);
+        put(c60, c, co + 6 * ldc, add);
+        put(c61, c, co + 6 * ldc + L, add);
+        put(c62, c, co + 6 * ldc + 2 * L, add);
+        put(c70, c, co + 7 * ldc, add);
+        put(c71, c, co + 7 * ldc + L, add);
+        put(c72, c, co + 7 * ldc + 2 * L, add);
     }
 
+    /** {@code c[o..o+L) = v}, or {@code += v} when {@code add}. */
+    private static void put(FloatVector v, float[] c, int o, boolean add) {
+        (add ? v.add(FloatVector.fromArray(S, c, o)) : v).intoArray(c, o);
+    }
 
-    /** Narrow-vector machines: NR = 2 vectors; same contract, rows processed one vector pair at a time. */
-    private static void kernelRowsNarrow(int kc, float[] a, int ao, int lda, float[] b, int bo, float[] c, int co,
-                                         int ldc) {
+    /** Narrow-vector machines: the same contract, one row at a time. */
+    private static void kernelNarrow(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc,
+                                     boolean add) {
         for (int r = 0; r < MR; r++) {
             FloatVector c0 = FloatVector.zero(S);
             FloatVector c1 = c0;
-            int ar = ao + r * lda;
+            FloatVector c2 = c0;
             for (int k = 0; k < kc; k++) {
                 int bi = bo + k * NR;
-                FloatVector x = FloatVector.broadcast(S, a[ar + k]);
+                FloatVector x = FloatVector.broadcast(S, a[ao + k * MR + r]);
                 c0 = x.fma(FloatVector.fromArray(S, b, bi), c0);
                 c1 = x.fma(FloatVector.fromArray(S, b, bi + L), c1);
+                c2 = x.fma(FloatVector.fromArray(S, b, bi + 2 * L), c2);
             }
             int o = co + r * ldc;
-            FloatVector.fromArray(S, c, o).add(c0).intoArray(c, o);
-            FloatVector.fromArray(S, c, o + L).add(c1).intoArray(c, o + L);
+            put(c0, c, o, add);
+            put(c1, c, o + L, add);
+            put(c2, c, o + 2 * L, add);
         }
     }
 }

@@ -60,6 +60,15 @@ public final class VecMath {
         VectorMask<Float> nan = x.test(VectorOperators.IS_NAN);
         FloatVector xc = x.max(EXP_LO).min(EXP_HI);
         FloatVector n = xc.mul(LOG2E).add(MAGIC).sub(MAGIC);
+        FloatVector p = expReduced(xc, n);
+        IntVector ni = (IntVector) n.convert(VectorOperators.F2I, 0);
+        IntVector bits = ((IntVector) p.reinterpretAsInts()).add(ni.lanewise(VectorOperators.LSHL, 23));
+        FloatVector res = bits.reinterpretAsFloats();
+        return res.blend(0f, under).blend(Float.POSITIVE_INFINITY, over).blend(x, nan);
+    }
+
+    /** exp(xc − n·ln 2) for n = round(xc / ln 2): Cody–Waite reduction, then a degree-7 polynomial. */
+    private static FloatVector expReduced(FloatVector xc, FloatVector n) {
         FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), xc);
         r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
         FloatVector p = r.fma(C7, C6);
@@ -69,10 +78,23 @@ public final class VecMath {
         p = p.fma(r, FloatVector.broadcast(S, C2));
         p = p.fma(r, FloatVector.broadcast(S, 1f));
         p = p.fma(r, FloatVector.broadcast(S, 1f));
-        IntVector ni = (IntVector) n.convert(VectorOperators.F2I, 0);
-        IntVector bits = ((IntVector) p.reinterpretAsInts()).add(ni.lanewise(VectorOperators.LSHL, 23));
-        FloatVector res = bits.reinterpretAsFloats();
-        return res.blend(0f, under).blend(Float.POSITIVE_INFINITY, over).blend(x, nan);
+        return p;
+    }
+
+    /**
+     * {@link #exp(FloatVector)} for arguments that are at most 0 (or NaN), bit for bit, with fewer
+     * operations: no overflow check, and the exponent taken from the rounding sum's low bits.
+     */
+    public static FloatVector expNonPositive(FloatVector x) {
+        VectorMask<Float> under = x.lt(EXP_LO);
+        VectorMask<Float> nan = x.test(VectorOperators.IS_NAN);
+        FloatVector xc = x.max(EXP_LO);
+        FloatVector t = xc.mul(LOG2E).add(MAGIC);     // MAGIC + n, n in the low mantissa bits
+        FloatVector n = t.sub(MAGIC);
+        FloatVector p = expReduced(xc, n);
+        IntVector shifted = ((IntVector) t.reinterpretAsInts()).lanewise(VectorOperators.LSHL, 23);
+        FloatVector res = ((IntVector) p.reinterpretAsInts()).add(shifted).reinterpretAsFloats();
+        return res.blend(0f, under).blend(x, nan);
     }
 
     public static float exp(float x) {

@@ -39,6 +39,7 @@ class VecMathTest {
     @Test
     void vectorAndScalarTwinsAgreeBitForBit() {
         assertTwins(VecMath::exp, VecMath::exp, -100f, 100f, "exp");
+        assertTwins(VecMath::expNonPositive, VecMath::exp, -100f, 0f, "expNonPositive");
         assertTwins(VecMath::silu, VecMath::silu, -100f, 100f, "silu");
         assertTwins(VecMath::quickGelu, VecMath::quickGelu, -60f, 60f, "quickGelu");
         assertTwins(VecMath::gelu, VecMath::gelu, -15f, 15f, "gelu");
@@ -60,6 +61,22 @@ class VecMathTest {
     void expIsWithinTwoUlp() {
         double err = maxRelError(VecMath::exp, Math::exp, -86f, 88f);
         assertTrue(err < 2 * 0x1p-23, "exp max relative error " + err);
+    }
+
+    @Test
+    void expNonPositiveEdges() {
+        float[] edges = {Float.NEGATIVE_INFINITY, Float.NaN, -0f, 0f, -Float.MIN_VALUE, -86.5f, -86.6f, -87.5f, -1e30f};
+        // every edge in some lane, however narrow the vectors
+        float[] x = new float[Gemm.roundUp(edges.length, S.length())];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = edges[i % edges.length];
+        }
+        for (int o = 0; o < x.length; o += S.length()) {
+            float[] y = VecMath.expNonPositive(FloatVector.fromArray(S, x, o)).toArray();
+            for (int i = 0; i < y.length; i++) {
+                assertEquals(Float.floatToIntBits(VecMath.exp(x[o + i])), Float.floatToIntBits(y[i]), "exp(" + x[o + i] + ")");
+            }
+        }
     }
 
     @Test
