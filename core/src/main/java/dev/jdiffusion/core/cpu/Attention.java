@@ -219,35 +219,68 @@ final class Attention {
             x = FloatVector.broadcast(S, a[ai + 7]);
             c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
         }
-        put(c00, c, co, add);
-        put(c01, c, co + L, add);
-        put(c02, c, co + 2 * L, add);
-        put(c10, c, co + ldc, add);
-        put(c11, c, co + ldc + L, add);
-        put(c12, c, co + ldc + 2 * L, add);
-        put(c20, c, co + 2 * ldc, add);
-        put(c21, c, co + 2 * ldc + L, add);
-        put(c22, c, co + 2 * ldc + 2 * L, add);
-        put(c30, c, co + 3 * ldc, add);
-        put(c31, c, co + 3 * ldc + L, add);
-        put(c32, c, co + 3 * ldc + 2 * L, add);
-        put(c40, c, co + 4 * ldc, add);
-        put(c41, c, co + 4 * ldc + L, add);
-        put(c42, c, co + 4 * ldc + 2 * L, add);
-        put(c50, c, co + 5 * ldc, add);
-        put(c51, c, co + 5 * ldc + L, add);
-        put(c52, c, co + 5 * ldc + 2 * L, add);
-        put(c60, c, co + 6 * ldc, add);
-        put(c61, c, co + 6 * ldc + L, add);
-        put(c62, c, co + 6 * ldc + 2 * L, add);
-        put(c70, c, co + 7 * ldc, add);
-        put(c71, c, co + 7 * ldc + L, add);
-        put(c72, c, co + 7 * ldc + 2 * L, add);
+        // written out: C2 stops inlining a helper into a method this large (NodeCountInliningCutoff),
+        // and at the calls it leaves the accumulators are boxed (the whole attention a third slower)
+        if (add) {
+            FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
+            FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
+            FloatVector.fromArray(S, c, co + 2 * L).add(c02).intoArray(c, co + 2 * L);
+            FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
+            FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
+            FloatVector.fromArray(S, c, co + ldc + 2 * L).add(c12).intoArray(c, co + ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
+            FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
+            FloatVector.fromArray(S, c, co + 2 * ldc + 2 * L).add(c22).intoArray(c, co + 2 * ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
+            FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
+            FloatVector.fromArray(S, c, co + 3 * ldc + 2 * L).add(c32).intoArray(c, co + 3 * ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
+            FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
+            FloatVector.fromArray(S, c, co + 4 * ldc + 2 * L).add(c42).intoArray(c, co + 4 * ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
+            FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
+            FloatVector.fromArray(S, c, co + 5 * ldc + 2 * L).add(c52).intoArray(c, co + 5 * ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
+            FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
+            FloatVector.fromArray(S, c, co + 6 * ldc + 2 * L).add(c62).intoArray(c, co + 6 * ldc + 2 * L);
+            FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
+            FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
+            FloatVector.fromArray(S, c, co + 7 * ldc + 2 * L).add(c72).intoArray(c, co + 7 * ldc + 2 * L);
+        } else {
+            c00.intoArray(c, co);
+            c01.intoArray(c, co + L);
+            c02.intoArray(c, co + 2 * L);
+            c10.intoArray(c, co + ldc);
+            c11.intoArray(c, co + ldc + L);
+            c12.intoArray(c, co + ldc + 2 * L);
+            c20.intoArray(c, co + 2 * ldc);
+            c21.intoArray(c, co + 2 * ldc + L);
+            c22.intoArray(c, co + 2 * ldc + 2 * L);
+            c30.intoArray(c, co + 3 * ldc);
+            c31.intoArray(c, co + 3 * ldc + L);
+            c32.intoArray(c, co + 3 * ldc + 2 * L);
+            c40.intoArray(c, co + 4 * ldc);
+            c41.intoArray(c, co + 4 * ldc + L);
+            c42.intoArray(c, co + 4 * ldc + 2 * L);
+            c50.intoArray(c, co + 5 * ldc);
+            c51.intoArray(c, co + 5 * ldc + L);
+            c52.intoArray(c, co + 5 * ldc + 2 * L);
+            c60.intoArray(c, co + 6 * ldc);
+            c61.intoArray(c, co + 6 * ldc + L);
+            c62.intoArray(c, co + 6 * ldc + 2 * L);
+            c70.intoArray(c, co + 7 * ldc);
+            c71.intoArray(c, co + 7 * ldc + L);
+            c72.intoArray(c, co + 7 * ldc + 2 * L);
+        }
     }
 
     /** {@code c[o..o+L) = v}, or {@code += v} when {@code add}. */
     private static void put(FloatVector v, float[] c, int o, boolean add) {
-        (add ? v.add(FloatVector.fromArray(S, c, o)) : v).intoArray(c, o);
+        if (add) {
+            v.add(FloatVector.fromArray(S, c, o)).intoArray(c, o);
+        } else {
+            v.intoArray(c, o);
+        }
     }
 
     /** Narrow-vector machines: the same contract, one row at a time. */
