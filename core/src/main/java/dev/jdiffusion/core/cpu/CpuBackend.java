@@ -92,7 +92,7 @@ public final class CpuBackend implements Backend {
         long strideB = mm.batchedB() ? (long) ka * n : 0;
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(a, "matmul a"), strideA, a.dim(-1), transA);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(b, "matmul b"), strideB, b.dim(-1), transB);
-        Gemm.multiply(pool, batch, m, n, ka, Gemm.packA(ma), Gemm.packB(mb), out.floatArray(), 0, (long) m * n, n);
+        Gemm.multiply(pool, batch, m, n, ka, Gemm.packA(ma), strideA == 0, Gemm.packB(mb), out.floatArray(), 0, (long) m * n, n);
         return out;
     }
 
@@ -112,7 +112,7 @@ public final class CpuBackend implements Backend {
         }
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linear x"), 0, k, false);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linear weight"), 0, k, true);
-        Gemm.multiply(pool, 1, m, n, k, Gemm.packA(ma), Gemm.packB(mb), o, 0, 0, n);
+        Gemm.multiply(pool, 1, m, n, k, Gemm.packA(ma), true, Gemm.packB(mb), o, 0, 0, n);
         return out;
     }
 
@@ -148,7 +148,7 @@ public final class CpuBackend implements Backend {
         } else {
             pb = Gemm.packIm2col(xin.floatArray(), xin.offset(), cin, h, w, kh, kw, stride, padding, ho, wo);
         }
-        Gemm.multiply(pool, batch, cout, plane, k, pa, pb, o, 0, (long) cout * plane, plane);
+        Gemm.multiply(pool, batch, cout, plane, k, pa, true, pb, o, 0, (long) cout * plane, plane);
         return out;
     }
 

@@ -42,6 +42,13 @@ public final class Gemm {
      */
     static final int C_BLOCK_FLOATS = 512 * 1024;
 
+    /**
+     * Multiply-adds that take about as long as packing one element, which weighs packing against work
+     * when choosing a split: an estimate (packing about one element per cycle, the kernel 32
+     * multiply-adds per cycle with 16 lanes); 16 and 64 chose splits that ran no faster.
+     */
+    static final double MACS_PER_PACKED_ELEMENT = 32;
+
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
     private Gemm() {
@@ -65,72 +72,78 @@ public final class Gemm {
 
     /**
      * {@code C[b] += A[b]·B[b]} for {@code b < batch}; C is row-major float32 with leading dimension
-     * {@code ldc}, batch entry b starting at {@code cOff + b·cBatchStride}.
+     * {@code ldc}, batch entry b starting at {@code cOff + b·cBatchStride}. When {@code aShared}, A is
+     * the same for every batch entry (a convolution's weight): the batch entries' columns are then
+     * one column space, so that each A panel is packed once for all of them.
      */
-    public static void multiply(WorkerPool pool, int batch, int m, int n, int k, PackA a, PackB b,
+    public static void multiply(WorkerPool pool, int batch, int m, int n, int k, PackA a, boolean aShared, PackB b,
                                 float[] c, long cOff, long cBatchStride, int ldc) {
         if (batch == 0 || m == 0 || n == 0 || k == 0) {
             return;
         }
         int panels = ceilDiv(m, MR);
         int slivers = ceilDiv(n, NR);
-        int[] split = split(batch, panels, slivers, pool.threads());
+        int taskBatch = aShared ? 1 : batch;
+        int columns = aShared ? batch * slivers : slivers;
+        int[] split = split(taskBatch, panels, columns, pool.threads());
         final int rowBlocks = split[0];
         final int colGroups = split[1];
-        pool.parallelFor(batch * rowBlocks * colGroups, task -> {
+        pool.parallelFor(taskBatch * rowBlocks * colGroups, task -> {
             int bi = task / (rowBlocks * colGroups);
             int rest = task % (rowBlocks * colGroups);
             int rb = rest / colGroups;
             int cg = rest % colGroups;
             int p0 = (int) ((long) panels * rb / rowBlocks);
             int p1 = (int) ((long) panels * (rb + 1) / rowBlocks);
-            int q0 = (int) ((long) slivers * cg / colGroups);
-            int q1 = (int) ((long) slivers * (cg + 1) / colGroups);
-            block(bi, m, n, p0, p1, q0, q1, k, a, b, c, cOff + bi * cBatchStride, ldc);
+            int q0 = (int) ((long) columns * cg / colGroups);
+            int q1 = (int) ((long) columns * (cg + 1) / colGroups);
+            block(bi, m, n, slivers, p0, p1, q0, q1, k, a, b, c, cOff, cBatchStride, ldc);
         });
     }
 
     /**
-     * Chooses how many row blocks and column groups to cut C into: at least about four tasks per
-     * thread (when there is that much work), A blocks that fit in L2, C blocks of at most
-     * {@link #C_BLOCK_FLOATS}, and the least packing: A is packed once per column group, B once per
-     * row block. The split never changes a result.
+     * Chooses how many row blocks and column groups to cut C into, A blocks fitting in L2 and C blocks
+     * of at most {@link #C_BLOCK_FLOATS}: the split with the least estimated time per thread, which
+     * counts the multiply-adds, the packing (A is packed once per column group, B once per row block)
+     * and the threads left idle when the tasks do not divide evenly among them. The split never
+     * changes a result.
      */
     static int[] split(int batch, int panels, int slivers, int threads) {
-        long wanted = Math.min(threads == 1 ? 1 : 4L * threads, (long) batch * panels * slivers);
         int minRows = ceilDiv(panels, MAX_PANELS);
+        int maxRows = (int) Math.min(panels, minRows + 4L * threads + 8);
+        double work = (double) batch * panels * MR * slivers * NR / MACS_PER_PACKED_ELEMENT;
         int bestR = minRows;
-        int bestC = 1;
-        double bestCost = Double.MAX_VALUE;
-        for (int r = minRows; r <= panels; r++) {
-            long perCol = (long) batch * r;
-            int cg = (int) Math.min(slivers, Math.max(1, (wanted + perCol - 1) / perCol));
-            long cFloats = (long) ceilDiv(panels, r) * MR * ceilDiv(slivers, cg) * NR;
-            cg = (int) Math.min(slivers, cg * ((cFloats + C_BLOCK_FLOATS - 1) / C_BLOCK_FLOATS));
-            if (perCol * cg < wanted) {
-                continue;
-            }
-            // packed elements: A (panels·MR × K) per column group, B (K × slivers·NR) per row block
-            double cost = (double) panels * MR * cg + (double) slivers * NR * r;
-            if (cost < bestCost) {
-                bestCost = cost;
-                bestR = r;
-                bestC = cg;
-            }
-            if (perCol >= wanted) {
-                break;
+        int bestC = slivers;
+        double best = Double.MAX_VALUE;
+        for (int r = minRows; r <= maxRows; r++) {
+            int rowsPerBlock = ceilDiv(panels, r) * MR;
+            int minCols = Math.min(slivers, ceilDiv(slivers, Math.max(1, C_BLOCK_FLOATS / (rowsPerBlock * NR))));
+            int maxCols = (int) Math.min(slivers, minCols + 4L * threads + 8);
+            for (int cg = minCols; cg <= maxCols; cg++) {
+                long tasks = (long) batch * r * cg;
+                if (tasks < threads && (long) batch * panels * slivers >= threads) {
+                    continue;
+                }
+                double packed = (double) batch * ((double) panels * MR * cg + (double) slivers * NR * r);
+                double perThread = (work + packed) * ((tasks + threads - 1) / threads) / tasks;
+                if (perThread < best) {
+                    best = perThread;
+                    bestR = r;
+                    bestC = cg;
+                }
             }
         }
         return new int[] {bestR, bestC};
     }
 
     /**
-     * One task: rows {@code [p0·MR, p1·MR)} by slivers {@code [q0, q1)}. For each K block the task's A
-     * panels are packed (they stay in L2); each B sliver is packed right before use (it stays in L1
-     * while the A panels stream past it).
+     * One task: rows {@code [p0·MR, p1·MR)} by column slivers {@code [q0, q1)}, sliver q being sliver
+     * {@code q mod slivers} of batch entry {@code batch + q / slivers} (past the first entry only when A
+     * is shared). For each K block the task's A panels are packed (they stay in L2); each B sliver is
+     * packed right before use (it stays in L1 while the A panels stream past it).
      */
-    private static void block(int batch, int m, int n, int p0, int p1, int q0, int q1, int k, PackA a, PackB b,
-                              float[] c, long cBase, int ldc) {
+    private static void block(int batch, int m, int n, int slivers, int p0, int p1, int q0, int q1, int k, PackA a,
+                              PackB b, float[] c, long cOff, long cBatchStride, int ldc) {
         Buffers buf = BUFFERS.get();
         int i0 = p0 * MR;
         int mc = Math.min(m, p1 * MR) - i0;
@@ -141,9 +154,11 @@ public final class Gemm {
             int kc = Math.min(KC, k - k0);
             a.pack(batch, i0, mc, k0, kc, ap, 0);
             for (int q = q0; q < q1; q++) {
-                int j0 = q * NR;
+                int bq = batch + q / slivers;
+                int j0 = (q % slivers) * NR;
                 int cols = Math.min(NR, n - j0);
-                b.pack(batch, k0, kc, j0, cols, bp, 0);
+                long cBase = cOff + bq * cBatchStride;
+                b.pack(bq, k0, kc, j0, cols, bp, 0);
                 for (int p = 0; p < panels; p++) {
                     int rows = Math.min(MR, mc - p * MR);
                     int ao = p * kc * MR;

@@ -101,6 +101,36 @@ class CpuBackendTest {
     }
 
     @Test
+    void gemmSplitKeepsBlocksInCacheAndEveryThreadBusy() {
+        for (int threads : new int[] {1, 2, 3, 16}) {
+            for (int[] shape : new int[][] {{1, 683, 80}, {1, 107, 4}, {2, 27, 128}, {1, 1, 1}, {3, 2, 1}, {1, 43, 320},
+                    {1, 2000, 3}}) {
+                int batch = shape[0], panels = shape[1], slivers = shape[2];
+                int[] split = Gemm.split(batch, panels, slivers, threads);
+                String at = java.util.Arrays.toString(shape) + " on " + threads + " threads: " + java.util.Arrays.toString(split);
+                assertTrue(split[0] >= 1 && split[0] <= panels && split[1] >= 1 && split[1] <= slivers, at);
+                assertTrue(Gemm.ceilDiv(panels, split[0]) <= Gemm.MAX_PANELS, "A block in L2, " + at);
+                assertTrue(split[1] == slivers || (long) Gemm.ceilDiv(panels, split[0]) * Gemm.MR
+                        * Gemm.ceilDiv(slivers, split[1]) * Gemm.NR <= Gemm.C_BLOCK_FLOATS, "C block in cache, " + at);
+                long tasks = (long) batch * split[0] * split[1];
+                assertTrue(tasks >= Math.min(threads, (long) batch * panels * slivers), "a task per thread, " + at);
+                if (threads == 1) {
+                    // one thread: the least packing (A once per column group, B once per row block) of all valid splits
+                    long packed = (long) panels * Gemm.MR * split[1] + (long) slivers * Gemm.NR * split[0];
+                    for (int r = 1; r <= panels; r++) {
+                        for (int cg = 1; cg <= slivers; cg++) {
+                            boolean valid = Gemm.ceilDiv(panels, r) <= Gemm.MAX_PANELS && (cg == slivers || (long) Gemm.ceilDiv(
+                                    panels, r) * Gemm.MR * Gemm.ceilDiv(slivers, cg) * Gemm.NR <= Gemm.C_BLOCK_FLOATS);
+                            assertTrue(!valid || (long) panels * Gemm.MR * cg + (long) slivers * Gemm.NR * r >= packed,
+                                    "least packing, " + at + " vs " + r + " × " + cg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void matmulSharesAnUnbatchedOperand() {
         Random rnd = new Random(5);
         int batch = 3, m = 20, n = 35, k = 18;
@@ -149,6 +179,9 @@ class CpuBackendTest {
         "1, 4, 64, 64, 8, 3, 2, 1, F32",
         // the im2col matrix (576 × 8192) is packed in two column chunks
         "1, 64, 128, 64, 13, 3, 1, 1, F16",
+        // a batch whose columns share each packed weight panel: partial slivers at each image's end
+        "3, 20, 7, 9, 30, 3, 1, 1, F16",
+        "2, 40, 12, 12, 50, 3, 1, 1, F32",
     })
     void conv2dMatchesFloat64(int n, int cin, int h, int w, int cout, int k, int stride, int pad, DType wType) {
         Random rnd = new Random(n * 1000 + cin * 100 + h + w + k);
