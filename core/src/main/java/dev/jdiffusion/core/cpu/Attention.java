@@ -6,7 +6,6 @@ import static dev.jdiffusion.core.cpu.Gemm.S;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -130,25 +129,26 @@ final class Attention {
      */
     private static void softmaxBlock(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] ot,
                                      int otRows) {
+        // no helper methods taking or returning vectors here: where C2 leaves one un-inlined (its
+        // profile decides), every vector passed through it is boxed, several times slower
         FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
         for (int vi = 0; vi < NR; vi += L) {
             // query of each lane; key j is hidden from query i when j > i
-            IntVector query = causal ? IntVector.broadcast(I, i0 + vi).add(IntVector.zero(I).addIndex(1)) : null;
-            FloatVector m0 = negInf;
-            FloatVector m1 = negInf;
-            int r = 0;
-            for (; r + 1 < bk; r += 2) {
-                m0 = m0.max(masked(st, r, vi, j0, query, negInf));
-                m1 = m1.max(masked(st, r + 1, vi, j0, query, negInf));
-            }
-            if (r < bk) {
-                m0 = m0.max(masked(st, r, vi, j0, query, negInf));
+            IntVector query = IntVector.broadcast(I, i0 + vi).add(IntVector.zero(I).addIndex(1));
+            FloatVector m = negInf;
+            for (int r = 0; r < bk; r++) {
+                FloatVector s = FloatVector.fromArray(S, st, r * NR + vi);
+                if (causal) {
+                    s = s.blend(negInf, query.compare(VectorOperators.LT, j0 + r).cast(S));
+                    s.intoArray(st, r * NR + vi);
+                }
+                m = m.max(s);
             }
             FloatVector mOld = FloatVector.fromArray(S, ml, vi);
-            FloatVector mNew = mOld.max(m0.max(m1));
+            FloatVector mNew = mOld.max(m);
             FloatVector sum = FloatVector.zero(S);
-            for (r = 0; r < bk; r++) {
-                FloatVector p = VecMath.expNonPositive(masked(st, r, vi, j0, query, negInf).sub(mNew));
+            for (int r = 0; r < bk; r++) {
+                FloatVector p = VecMath.expNonPositive(FloatVector.fromArray(S, st, r * NR + vi).sub(mNew));
                 p.intoArray(st, r * NR + vi);
                 sum = sum.add(p);
             }
@@ -161,16 +161,6 @@ final class Attention {
                 }
             }
         }
-    }
-
-    /** Row r, lanes [vi, vi + L) of Sᵀ, −∞ where the causal mask hides key j0 + r from the lane's query. */
-    private static FloatVector masked(float[] st, int r, int vi, int j0, IntVector query, FloatVector negInf) {
-        FloatVector s = FloatVector.fromArray(S, st, r * NR + vi);
-        if (query == null) {
-            return s;
-        }
-        VectorMask<Float> hidden = query.compare(VectorOperators.LT, j0 + r).cast(S);
-        return s.blend(negInf, hidden);
     }
 
     private static float[][] scratch(int headDim) {
