@@ -49,6 +49,14 @@ public final class Gemm {
      */
     static final double MACS_PER_PACKED_ELEMENT = 32;
 
+    /**
+     * What one pass over an element of C (read and written once per K block when K blocks are
+     * outermost) costs, in packed elements: 1 chose column strips for 512×10240×1280 (a GEGLU
+     * projection), which ran 3 % slower than K blocks outermost; 0.5 keeps strips where they ran faster
+     * (K = 320 and 640 at 64×64 and 32×32: 3 to 10 %).
+     */
+    static final double C_PASS_COST = 0.5;
+
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
     private Gemm() {
@@ -85,9 +93,10 @@ public final class Gemm {
         int slivers = ceilDiv(n, NR);
         int taskBatch = aShared ? 1 : batch;
         int columns = aShared ? batch * slivers : slivers;
-        int[] split = split(taskBatch, panels, columns, pool.threads());
+        int[] split = split(taskBatch, panels, columns, k, pool.threads());
         final int rowBlocks = split[0];
         final int colGroups = split[1];
+        final boolean strips = split[2] == 1;
         pool.parallelFor(taskBatch * rowBlocks * colGroups, task -> {
             int bi = task / (rowBlocks * colGroups);
             int rest = task % (rowBlocks * colGroups);
@@ -97,84 +106,117 @@ public final class Gemm {
             int p1 = (int) ((long) panels * (rb + 1) / rowBlocks);
             int q0 = (int) ((long) columns * cg / colGroups);
             int q1 = (int) ((long) columns * (cg + 1) / colGroups);
-            block(bi, m, n, slivers, p0, p1, q0, q1, k, a, b, c, cOff, cBatchStride, ldc);
+            block(bi, m, n, slivers, p0, p1, q0, q1, k, strips, a, b, c, cOff, cBatchStride, ldc);
         });
     }
 
     /**
-     * Chooses how many row blocks and column groups to cut C into, A blocks fitting in L2 and C blocks
-     * of at most {@link #C_BLOCK_FLOATS}: the split with the least estimated time per thread, which
-     * counts the multiply-adds, the packing (A is packed once per column group, B once per row block)
-     * and the threads left idle when the tasks do not divide evenly among them. The split never
-     * changes a result.
+     * Chooses how to cut C into tasks: {@code {row blocks, column groups, order}}, order 1 for
+     * {@linkplain #block column strips} (the task's A block packed for the whole of K), 0 for K blocks
+     * outermost (A blocks of one K block; C blocks of at most {@link #C_BLOCK_FLOATS}). Either way the A
+     * block stays in L2. Of all such splits, the one with the least estimated time per thread: the
+     * multiply-adds, the packing (A is packed once per column group, B once per row block), C's traffic
+     * when K blocks are outermost (C is read and written once per K block) and the threads left idle
+     * when the tasks do not divide evenly among them. The split never changes a result.
      */
-    static int[] split(int batch, int panels, int slivers, int threads) {
-        int minRows = ceilDiv(panels, MAX_PANELS);
-        int maxRows = (int) Math.min(panels, minRows + 4L * threads + 8);
+    static int[] split(int batch, int panels, int slivers, int k, int threads) {
         double work = (double) batch * panels * MR * slivers * NR / MACS_PER_PACKED_ELEMENT;
-        int bestR = minRows;
-        int bestC = slivers;
-        double best = Double.MAX_VALUE;
-        for (int r = minRows; r <= maxRows; r++) {
-            int rowsPerBlock = ceilDiv(panels, r) * MR;
-            int minCols = Math.min(slivers, ceilDiv(slivers, Math.max(1, C_BLOCK_FLOATS / (rowsPerBlock * NR))));
-            int maxCols = (int) Math.min(slivers, minCols + 4L * threads + 8);
-            for (int cg = minCols; cg <= maxCols; cg++) {
-                long tasks = (long) batch * r * cg;
-                if (tasks < threads && (long) batch * panels * slivers >= threads) {
-                    continue;
-                }
-                double packed = (double) batch * ((double) panels * MR * cg + (double) slivers * NR * r);
-                double perThread = (work + packed) * ((tasks + threads - 1) / threads) / tasks;
-                if (perThread < best) {
-                    best = perThread;
-                    bestR = r;
-                    bestC = cg;
+        // C elements read and written per unit of K, for the two orders (costed like a packed element)
+        double cPerK = (double) batch * panels * MR * slivers * NR / k;
+        int[] best = null;
+        double bestTime = Double.MAX_VALUE;
+        for (int order = 0; order <= 1; order++) {
+            int maxPanels = order == 1 ? (int) Math.min(MAX_PANELS, (long) MAX_PANELS * KC / k) : MAX_PANELS;
+            if (maxPanels == 0) {
+                continue;
+            }
+            double cTraffic = C_PASS_COST * cPerK * (order == 1 ? 1 : ceilDiv(k, KC));
+            int minRows = ceilDiv(panels, maxPanels);
+            int maxRows = (int) Math.min(panels, minRows + 4L * threads + 8);
+            for (int r = minRows; r <= maxRows; r++) {
+                int rowsPerBlock = ceilDiv(panels, r) * MR;
+                int minCols = order == 1 ? 1
+                        : Math.min(slivers, ceilDiv(slivers, Math.max(1, C_BLOCK_FLOATS / (rowsPerBlock * NR))));
+                int maxCols = (int) Math.min(slivers, minCols + 4L * threads + 8);
+                for (int cg = minCols; cg <= maxCols; cg++) {
+                    long tasks = (long) batch * r * cg;
+                    if (tasks < threads && (long) batch * panels * slivers >= threads) {
+                        continue;
+                    }
+                    double packed = (double) batch * ((double) panels * MR * cg + (double) slivers * NR * r);
+                    double perThread = (work + packed + cTraffic) * ((tasks + threads - 1) / threads) / tasks;
+                    if (perThread < bestTime) {
+                        bestTime = perThread;
+                        best = new int[] {r, cg, order};
+                    }
                 }
             }
         }
-        return new int[] {bestR, bestC};
+        return best;
     }
 
     /**
      * One task: rows {@code [p0·MR, p1·MR)} by column slivers {@code [q0, q1)}, sliver q being sliver
      * {@code q mod slivers} of batch entry {@code batch + q / slivers} (past the first entry only when A
-     * is shared). For each K block the task's A panels are packed (they stay in L2); each B sliver is
-     * packed right before use (it stays in L1 while the A panels stream past it).
+     * is shared). The A panels stay in L2; each B sliver is packed right before use (it stays in L1
+     * while the A panels stream past it). With {@code strips}, the task's A panels are packed for the
+     * whole of K once and each column sliver runs through every K block before the next, so that C is
+     * read and written once; otherwise K blocks are outermost and the A panels are packed per K block.
+     * The additions into an element of C happen in the same order either way.
      */
-    private static void block(int batch, int m, int n, int slivers, int p0, int p1, int q0, int q1, int k, PackA a,
-                              PackB b, float[] c, long cOff, long cBatchStride, int ldc) {
+    private static void block(int batch, int m, int n, int slivers, int p0, int p1, int q0, int q1, int k,
+                              boolean strips, PackA a, PackB b, float[] c, long cOff, long cBatchStride, int ldc) {
         Buffers buf = BUFFERS.get();
         int i0 = p0 * MR;
         int mc = Math.min(m, p1 * MR) - i0;
         int panels = p1 - p0;
-        float[] ap = buf.a(panels * MR * KC);
         float[] bp = buf.b(NR * KC);
-        for (int k0 = 0; k0 < k; k0 += KC) {
-            int kc = Math.min(KC, k - k0);
-            a.pack(batch, i0, mc, k0, kc, ap, 0);
+        if (strips) {
+            float[] ap = buf.a(panels * MR * k);
+            for (int k0 = 0; k0 < k; k0 += KC) {
+                a.pack(batch, i0, mc, k0, Math.min(KC, k - k0), ap, panels * MR * k0);
+            }
             for (int q = q0; q < q1; q++) {
-                int bq = batch + q / slivers;
-                int j0 = (q % slivers) * NR;
-                int cols = Math.min(NR, n - j0);
-                long cBase = cOff + bq * cBatchStride;
-                b.pack(bq, k0, kc, j0, cols, bp, 0);
-                for (int p = 0; p < panels; p++) {
-                    int rows = Math.min(MR, mc - p * MR);
-                    int ao = p * kc * MR;
-                    long co = cBase + (long) (i0 + p * MR) * ldc + j0;
-                    if (rows == MR && cols == NR) {
-                        kernel(kc, ap, ao, bp, 0, c, (int) co, ldc);
-                    } else {
-                        float[] tile = buf.tile();
-                        java.util.Arrays.fill(tile, 0f);
-                        kernel(kc, ap, ao, bp, 0, tile, 0, NR);
-                        for (int r = 0; r < rows; r++) {
-                            int crow = (int) (co + (long) r * ldc);
-                            for (int j = 0; j < cols; j++) {
-                                c[crow + j] += tile[r * NR + j];
-                            }
-                        }
+                for (int k0 = 0; k0 < k; k0 += KC) {
+                    sliver(batch, n, slivers, q, k0, Math.min(KC, k - k0), ap, panels * MR * k0, panels, i0, mc,
+                            b, bp, c, cOff, cBatchStride, ldc, buf);
+                }
+            }
+        } else {
+            float[] ap = buf.a(panels * MR * KC);
+            for (int k0 = 0; k0 < k; k0 += KC) {
+                int kc = Math.min(KC, k - k0);
+                a.pack(batch, i0, mc, k0, kc, ap, 0);
+                for (int q = q0; q < q1; q++) {
+                    sliver(batch, n, slivers, q, k0, kc, ap, 0, panels, i0, mc, b, bp, c, cOff, cBatchStride, ldc, buf);
+                }
+            }
+        }
+    }
+
+    /** Packs column sliver q of K block {@code [k0, k0 + kc)} and multiplies the packed A panels at {@code ao} by it. */
+    private static void sliver(int batch, int n, int slivers, int q, int k0, int kc, float[] ap, int ao, int panels,
+                               int i0, int mc, PackB b, float[] bp, float[] c, long cOff, long cBatchStride, int ldc,
+                               Buffers buf) {
+        int bq = batch + q / slivers;
+        int j0 = (q % slivers) * NR;
+        int cols = Math.min(NR, n - j0);
+        long cBase = cOff + bq * cBatchStride;
+        b.pack(bq, k0, kc, j0, cols, bp, 0);
+        for (int p = 0; p < panels; p++) {
+            int rows = Math.min(MR, mc - p * MR);
+            int po = ao + p * kc * MR;
+            long co = cBase + (long) (i0 + p * MR) * ldc + j0;
+            if (rows == MR && cols == NR) {
+                kernel(kc, ap, po, bp, 0, c, (int) co, ldc);
+            } else {
+                float[] tile = buf.tile();
+                java.util.Arrays.fill(tile, 0f);
+                kernel(kc, ap, po, bp, 0, tile, 0, NR);
+                for (int r = 0; r < rows; r++) {
+                    int crow = (int) (co + (long) r * ldc);
+                    for (int j = 0; j < cols; j++) {
+                        c[crow + j] += tile[r * NR + j];
                     }
                 }
             }
@@ -224,30 +266,56 @@ public final class Gemm {
             x = FloatVector.broadcast(S, a[ai + 11]);
             c110 = x.fma(b0, c110); c111 = x.fma(b1, c111);
         }
-        FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
-        FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-        FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
-        FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-        FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
-        FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-        FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
-        FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-        FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
-        FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-        FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
-        FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
-        FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
-        FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
-        FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
-        FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
-        FloatVector.fromArray(S, c, co + 8 * ldc).add(c80).intoArray(c, co + 8 * ldc);
-        FloatVector.fromArray(S, c, co + 8 * ldc + L).add(c81).intoArray(c, co + 8 * ldc + L);
-        FloatVector.fromArray(S, c, co + 9 * ldc).add(c90).intoArray(c, co + 9 * ldc);
-        FloatVector.fromArray(S, c, co + 9 * ldc + L).add(c91).intoArray(c, co + 9 * ldc + L);
-        FloatVector.fromArray(S, c, co + 10 * ldc).add(c100).intoArray(c, co + 10 * ldc);
-        FloatVector.fromArray(S, c, co + 10 * ldc + L).add(c101).intoArray(c, co + 10 * ldc + L);
-        FloatVector.fromArray(S, c, co + 11 * ldc).add(c110).intoArray(c, co + 11 * ldc);
-        FloatVector.fromArray(S, c, co + 11 * ldc + L).add(c111).intoArray(c, co + 11 * ldc + L);
+        // every load of C before the first store: with some row strides (a multiple of 4 KiB apart) a
+        // load after a store to another row would wait on it (4K aliasing)
+        c00 = c00.add(FloatVector.fromArray(S, c, co));
+        c01 = c01.add(FloatVector.fromArray(S, c, co + L));
+        c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
+        c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
+        c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
+        c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+        c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
+        c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+        c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
+        c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
+        c50 = c50.add(FloatVector.fromArray(S, c, co + 5 * ldc));
+        c51 = c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
+        c60 = c60.add(FloatVector.fromArray(S, c, co + 6 * ldc));
+        c61 = c61.add(FloatVector.fromArray(S, c, co + 6 * ldc + L));
+        c70 = c70.add(FloatVector.fromArray(S, c, co + 7 * ldc));
+        c71 = c71.add(FloatVector.fromArray(S, c, co + 7 * ldc + L));
+        c80 = c80.add(FloatVector.fromArray(S, c, co + 8 * ldc));
+        c81 = c81.add(FloatVector.fromArray(S, c, co + 8 * ldc + L));
+        c90 = c90.add(FloatVector.fromArray(S, c, co + 9 * ldc));
+        c91 = c91.add(FloatVector.fromArray(S, c, co + 9 * ldc + L));
+        c100 = c100.add(FloatVector.fromArray(S, c, co + 10 * ldc));
+        c101 = c101.add(FloatVector.fromArray(S, c, co + 10 * ldc + L));
+        c110 = c110.add(FloatVector.fromArray(S, c, co + 11 * ldc));
+        c111 = c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L));
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + L);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + L);
+        c60.intoArray(c, co + 6 * ldc);
+        c61.intoArray(c, co + 6 * ldc + L);
+        c70.intoArray(c, co + 7 * ldc);
+        c71.intoArray(c, co + 7 * ldc + L);
+        c80.intoArray(c, co + 8 * ldc);
+        c81.intoArray(c, co + 8 * ldc + L);
+        c90.intoArray(c, co + 9 * ldc);
+        c91.intoArray(c, co + 9 * ldc + L);
+        c100.intoArray(c, co + 10 * ldc);
+        c101.intoArray(c, co + 10 * ldc + L);
+        c110.intoArray(c, co + 11 * ldc);
+        c111.intoArray(c, co + 11 * ldc + L);
     }
 
     private static void kernel6x2(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
@@ -271,18 +339,32 @@ public final class Gemm {
             x = FloatVector.broadcast(S, a[ai + 5]);
             c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
         }
-        FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
-        FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-        FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
-        FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-        FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
-        FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-        FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
-        FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-        FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
-        FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-        FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
-        FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
+        // every load of C before the first store: with some row strides (a multiple of 4 KiB apart) a
+        // load after a store to another row would wait on it (4K aliasing)
+        c00 = c00.add(FloatVector.fromArray(S, c, co));
+        c01 = c01.add(FloatVector.fromArray(S, c, co + L));
+        c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
+        c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
+        c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
+        c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+        c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
+        c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+        c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
+        c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
+        c50 = c50.add(FloatVector.fromArray(S, c, co + 5 * ldc));
+        c51 = c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + L);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + L);
     }
 
     // ---- packers for matrices stored in tensors ----------------------------------------------------

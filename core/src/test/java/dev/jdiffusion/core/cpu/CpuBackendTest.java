@@ -103,31 +103,50 @@ class CpuBackendTest {
     @Test
     void gemmSplitKeepsBlocksInCacheAndEveryThreadBusy() {
         for (int threads : new int[] {1, 2, 3, 16}) {
-            for (int[] shape : new int[][] {{1, 683, 80}, {1, 107, 4}, {2, 27, 128}, {1, 1, 1}, {3, 2, 1}, {1, 43, 320},
-                    {1, 2000, 3}}) {
-                int batch = shape[0], panels = shape[1], slivers = shape[2];
-                int[] split = Gemm.split(batch, panels, slivers, threads);
+            for (int[] shape : new int[][] {{1, 683, 80, 2880}, {1, 107, 4, 11520}, {2, 27, 128, 576}, {1, 1, 1, 7},
+                    {3, 2, 1, 300}, {1, 43, 320, 1280}, {1, 2000, 3, 40}, {1, 683, 80, 320}, {1, 171, 160, 640}}) {
+                int batch = shape[0], panels = shape[1], slivers = shape[2], k = shape[3];
+                int[] split = Gemm.split(batch, panels, slivers, k, threads);
                 String at = java.util.Arrays.toString(shape) + " on " + threads + " threads: " + java.util.Arrays.toString(split);
                 assertTrue(split[0] >= 1 && split[0] <= panels && split[1] >= 1 && split[1] <= slivers, at);
-                assertTrue(Gemm.ceilDiv(panels, split[0]) <= Gemm.MAX_PANELS, "A block in L2, " + at);
-                assertTrue(split[1] == slivers || (long) Gemm.ceilDiv(panels, split[0]) * Gemm.MR
-                        * Gemm.ceilDiv(slivers, split[1]) * Gemm.NR <= Gemm.C_BLOCK_FLOATS, "C block in cache, " + at);
+                assertTrue(valid(panels, slivers, k, split[0], split[1], split[2] == 1), "blocks in cache, " + at);
                 long tasks = (long) batch * split[0] * split[1];
                 assertTrue(tasks >= Math.min(threads, (long) batch * panels * slivers), "a task per thread, " + at);
                 if (threads == 1) {
-                    // one thread: the least packing (A once per column group, B once per row block) of all valid splits
-                    long packed = (long) panels * Gemm.MR * split[1] + (long) slivers * Gemm.NR * split[0];
-                    for (int r = 1; r <= panels; r++) {
-                        for (int cg = 1; cg <= slivers; cg++) {
-                            boolean valid = Gemm.ceilDiv(panels, r) <= Gemm.MAX_PANELS && (cg == slivers || (long) Gemm.ceilDiv(
-                                    panels, r) * Gemm.MR * Gemm.ceilDiv(slivers, cg) * Gemm.NR <= Gemm.C_BLOCK_FLOATS);
-                            assertTrue(!valid || (long) panels * Gemm.MR * cg + (long) slivers * Gemm.NR * r >= packed,
-                                    "least packing, " + at + " vs " + r + " × " + cg);
+                    // one thread: no valid split of either order costs less (packing, and C's passes when K blocks are outermost)
+                    double cost = oneThreadCost(batch, panels, slivers, k, split[0], split[1], split[2] == 1);
+                    for (int order = 0; order <= 1; order++) {
+                        for (int r = 1; r <= panels; r++) {
+                            for (int cg = 1; cg <= slivers; cg++) {
+                                assertTrue(!valid(panels, slivers, k, r, cg, order == 1)
+                                        || oneThreadCost(batch, panels, slivers, k, r, cg, order == 1) >= cost * (1 - 1e-12),
+                                        "least cost, " + at + " vs " + r + " × " + cg + " order " + order);
+                            }
                         }
                     }
                 }
             }
         }
+        // K = 320 at 64×64 (8192 tokens, a 2560-wide projection): column strips, C read and written once
+        assertEquals(1, Gemm.split(1, 683, 80, 320, 2)[2]);
+        // the 320-channel 3×3 convolution (K = 2880): K blocks outermost
+        assertEquals(0, Gemm.split(1, 27, 128, 2880, 2)[2]);
+    }
+
+    /** A blocks in L2 (for column strips: for the whole of K), and with K blocks outermost C blocks in cache. */
+    private static boolean valid(int panels, int slivers, int k, int r, int cg, boolean strips) {
+        long rows = Gemm.ceilDiv(panels, r);
+        if (strips) {
+            return rows <= Gemm.MAX_PANELS && rows * k <= (long) Gemm.MAX_PANELS * Gemm.KC;
+        }
+        return rows <= Gemm.MAX_PANELS
+                && (cg == slivers || rows * Gemm.MR * Gemm.ceilDiv(slivers, cg) * Gemm.NR <= Gemm.C_BLOCK_FLOATS);
+    }
+
+    private static double oneThreadCost(int batch, int panels, int slivers, int k, int r, int cg, boolean strips) {
+        double packed = (double) batch * ((double) panels * Gemm.MR * cg + (double) slivers * Gemm.NR * r);
+        double cPasses = strips ? 1 : Gemm.ceilDiv(k, Gemm.KC);
+        return packed + Gemm.C_PASS_COST * cPasses * batch * panels * Gemm.MR * slivers * Gemm.NR / k;
     }
 
     @Test
