@@ -129,6 +129,9 @@ class CpuBackendTest {
         }
         // K = 320 at 64×64 (8192 tokens, a 2560-wide projection): column strips, C read and written once
         assertEquals(1, Gemm.split(1, 683, 80, 320, 2)[2]);
+        // the column-strip cases of conv2dMatchesFloat64 and linearMatchesFloat64
+        assertEquals(1, Gemm.split(1, 2, 4, 360, 2)[2]);
+        assertEquals(1, Gemm.split(1, 25, 2, 700, 2)[2]);
         // the 320-channel 3×3 convolution (K = 2880): K blocks outermost
         assertEquals(0, Gemm.split(1, 27, 128, 2880, 2)[2]);
     }
@@ -166,7 +169,7 @@ class CpuBackendTest {
     }
 
     @ParameterizedTest(name = "linear rows={0} in={1} out={2} {3}")
-    @CsvSource({"1, 768, 77, F32", "154, 320, 1280, F16", "37, 61, 50, BF16", "300, 400, 19, F32"})
+    @CsvSource({"1, 768, 77, F32", "154, 320, 1280, F16", "37, 61, 50, BF16", "300, 400, 19, F32", "300, 700, 45, F16"})
     void linearMatchesFloat64(int rows, int in, int out, DType wType) {
         Random rnd = new Random(rows + in + out);
         float[] x = random(rnd, rows * in, 1f);
@@ -196,6 +199,8 @@ class CpuBackendTest {
         "1, 3, 7, 7, 2, 3, 1, 0, F32",
         "1, 2, 16, 16, 3, 4, 2, 1, F32",
         "1, 4, 64, 64, 8, 3, 2, 1, F32",
+        // two K blocks in column strips, the batch entries' columns one column space, partial panel and slivers
+        "2, 40, 9, 7, 13, 3, 1, 1, F16",
         // the im2col matrix (576 × 8192) is packed in two column chunks
         "1, 64, 128, 64, 13, 3, 1, 1, F16",
         // a batch whose columns share each packed weight panel: partial slivers at each image's end
