@@ -92,7 +92,8 @@ public final class CpuBackend implements Backend {
         long strideB = mm.batchedB() ? (long) ka * n : 0;
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(a, "matmul a"), strideA, a.dim(-1), transA);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(b, "matmul b"), strideB, b.dim(-1), transB);
-        Gemm.multiply(pool, batch, m, n, ka, Gemm.packA(ma), strideA == 0, Gemm.packB(mb), out.floatArray(), 0, (long) m * n, n);
+        Gemm.multiply(pool, batch, m, n, ka, Gemm.packA(ma), strideA == 0, Gemm.packB(mb), out.floatArray(), 0,
+                (long) m * n, n, null, false);
         return out;
     }
 
@@ -103,16 +104,10 @@ public final class CpuBackend implements Backend {
         int k = weight.dim(1);
         int m = Math.toIntExact(x.numel() / Math.max(1, k));
         Tensor out = Tensor.zeros(outShape);
-        float[] o = out.floatArray();
-        if (bias != null) {
-            float[] bv = bias.toFloatArray();
-            for (int i = 0; i < m; i++) {
-                System.arraycopy(bv, 0, o, i * n, n);
-            }
-        }
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linear x"), 0, k, false);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linear weight"), 0, k, true);
-        Gemm.multiply(pool, 1, m, n, k, Gemm.packA(ma), true, Gemm.packB(mb), o, 0, 0, n);
+        Gemm.multiply(pool, 1, m, n, k, Gemm.packA(ma), true, Gemm.packB(mb), out.floatArray(), 0, 0, n,
+                bias == null ? null : bias.toFloatArray(), false);
         return out;
     }
 
@@ -129,16 +124,7 @@ public final class CpuBackend implements Backend {
         int ho = outShape[2];
         int wo = outShape[3];
         Tensor out = Tensor.zeros(outShape);
-        float[] o = out.floatArray();
         int plane = ho * wo;
-        if (bias != null) {
-            float[] bv = bias.toFloatArray();
-            for (int n = 0; n < batch; n++) {
-                for (int c = 0; c < cout; c++) {
-                    Arrays.fill(o, (n * cout + c) * plane, (n * cout + c + 1) * plane, bv[c]);
-                }
-            }
-        }
         int k = cin * kh * kw;
         Tensor xin = f32(x, "conv2d x");
         Gemm.PackA pa = Gemm.packA(new Gemm.Matrix(requireHost(weight, "conv2d weight"), 0, k, false));
@@ -148,7 +134,8 @@ public final class CpuBackend implements Backend {
         } else {
             pb = Gemm.packIm2col(xin.floatArray(), xin.offset(), cin, h, w, kh, kw, stride, padding, ho, wo);
         }
-        Gemm.multiply(pool, batch, cout, plane, k, pa, true, pb, o, 0, (long) cout * plane, plane);
+        Gemm.multiply(pool, batch, cout, plane, k, pa, true, pb, out.floatArray(), 0, (long) cout * plane, plane,
+                bias == null ? null : bias.toFloatArray(), true);
         return out;
     }
 

@@ -79,13 +79,16 @@ public final class Gemm {
     }
 
     /**
-     * {@code C[b] += A[b]·B[b]} for {@code b < batch}; C is row-major float32 with leading dimension
-     * {@code ldc}, batch entry b starting at {@code cOff + b·cBatchStride}. When {@code aShared}, A is
-     * the same for every batch entry (a convolution's weight): the batch entries' columns are then
-     * one column space, so that each A panel is packed once for all of them.
+     * {@code C[b] = A[b]·B[b] + bias} for {@code b < batch}; C is row-major float32 with leading
+     * dimension {@code ldc}, batch entry b starting at {@code cOff + b·cBatchStride}, and is written
+     * without being read first (its first K block is stored, the later ones added). The bias has one
+     * value per row of C when {@code biasPerRow} (a convolution's channels), else one per column (a
+     * linear layer's outputs); null for none. When {@code aShared}, A is the same for every batch entry
+     * (a convolution's weight): the batch entries' columns are then one column space, so that each A
+     * panel is packed once for all of them.
      */
     public static void multiply(WorkerPool pool, int batch, int m, int n, int k, PackA a, boolean aShared, PackB b,
-                                float[] c, long cOff, long cBatchStride, int ldc) {
+                                float[] c, long cOff, long cBatchStride, int ldc, float[] bias, boolean biasPerRow) {
         if (batch == 0 || m == 0 || n == 0 || k == 0) {
             return;
         }
@@ -97,6 +100,7 @@ public final class Gemm {
         final int rowBlocks = split[0];
         final int colGroups = split[1];
         final boolean strips = split[2] == 1;
+        Out out = new Out(c, cOff, cBatchStride, ldc, bias, biasPerRow);
         pool.parallelFor(taskBatch * rowBlocks * colGroups, task -> {
             int bi = task / (rowBlocks * colGroups);
             int rest = task % (rowBlocks * colGroups);
@@ -106,7 +110,7 @@ public final class Gemm {
             int p1 = (int) ((long) panels * (rb + 1) / rowBlocks);
             int q0 = (int) ((long) columns * cg / colGroups);
             int q1 = (int) ((long) columns * (cg + 1) / colGroups);
-            block(bi, m, n, slivers, p0, p1, q0, q1, k, strips, a, b, c, cOff, cBatchStride, ldc);
+            block(bi, m, n, slivers, p0, p1, q0, q1, k, strips, a, b, out);
         });
     }
 
@@ -165,7 +169,7 @@ public final class Gemm {
      * The additions into an element of C happen in the same order either way.
      */
     private static void block(int batch, int m, int n, int slivers, int p0, int p1, int q0, int q1, int k,
-                              boolean strips, PackA a, PackB b, float[] c, long cOff, long cBatchStride, int ldc) {
+                              boolean strips, PackA a, PackB b, Out out) {
         Buffers buf = BUFFERS.get();
         int i0 = p0 * MR;
         int mc = Math.min(m, p1 * MR) - i0;
@@ -179,7 +183,7 @@ public final class Gemm {
             for (int q = q0; q < q1; q++) {
                 for (int k0 = 0; k0 < k; k0 += KC) {
                     sliver(batch, n, slivers, q, k0, Math.min(KC, k - k0), ap, panels * MR * k0, panels, i0, mc,
-                            b, bp, c, cOff, cBatchStride, ldc, buf);
+                            b, bp, out, buf);
                 }
             }
         } else {
@@ -188,50 +192,79 @@ public final class Gemm {
                 int kc = Math.min(KC, k - k0);
                 a.pack(batch, i0, mc, k0, kc, ap, 0);
                 for (int q = q0; q < q1; q++) {
-                    sliver(batch, n, slivers, q, k0, kc, ap, 0, panels, i0, mc, b, bp, c, cOff, cBatchStride, ldc, buf);
+                    sliver(batch, n, slivers, q, k0, kc, ap, 0, panels, i0, mc, b, bp, out, buf);
                 }
             }
         }
     }
 
-    /** Packs column sliver q of K block {@code [k0, k0 + kc)} and multiplies the packed A panels at {@code ao} by it. */
+    /** Where the products go: C (see {@link #multiply}) and the bias that its first K block starts from. */
+    private record Out(float[] c, long cOff, long cBatchStride, int ldc, float[] bias, boolean biasPerRow) {
+    }
+
+    /**
+     * Packs column sliver q of K block {@code [k0, k0 + kc)} and multiplies the packed A panels at
+     * {@code ao} by it, adding to C's tiles; the first K block starts from the bias (or zero) instead
+     * of C's contents.
+     */
     private static void sliver(int batch, int n, int slivers, int q, int k0, int kc, float[] ap, int ao, int panels,
-                               int i0, int mc, PackB b, float[] bp, float[] c, long cOff, long cBatchStride, int ldc,
-                               Buffers buf) {
+                               int i0, int mc, PackB b, float[] bp, Out out, Buffers buf) {
         int bq = batch + q / slivers;
         int j0 = (q % slivers) * NR;
         int cols = Math.min(NR, n - j0);
-        long cBase = cOff + bq * cBatchStride;
+        int ldc = out.ldc();
+        float[] c = out.c();
+        long cBase = out.cOff() + bq * out.cBatchStride();
         b.pack(bq, k0, kc, j0, cols, bp, 0);
+        boolean first = k0 == 0;
+        float[] bias = out.bias();
         for (int p = 0; p < panels; p++) {
             int rows = Math.min(MR, mc - p * MR);
+            int row0 = i0 + p * MR;
             int po = ao + p * kc * MR;
-            long co = cBase + (long) (i0 + p * MR) * ldc + j0;
+            long co = cBase + (long) row0 * ldc + j0;
             if (rows == MR && cols == NR) {
-                kernel(kc, ap, po, bp, 0, c, (int) co, ldc);
+                if (!first) {
+                    kernel(kc, ap, po, bp, 0, c, (int) co, ldc, c, (int) co, ldc);
+                } else if (bias == null) {
+                    kernel(kc, ap, po, bp, 0, buf.zeros(), 0, 0, c, (int) co, ldc);
+                } else if (out.biasPerRow()) {
+                    kernel(kc, ap, po, bp, 0, buf.rowBias(bias, row0), 0, NR, c, (int) co, ldc);
+                } else {
+                    kernel(kc, ap, po, bp, 0, bias, j0, 0, c, (int) co, ldc);
+                }
             } else {
+                // an edge tile: into the scratch tile, then added to the rows and columns of C that exist
                 float[] tile = buf.tile();
-                java.util.Arrays.fill(tile, 0f);
-                kernel(kc, ap, po, bp, 0, tile, 0, NR);
+                kernel(kc, ap, po, bp, 0, buf.zeros(), 0, 0, tile, 0, NR);
                 for (int r = 0; r < rows; r++) {
                     int crow = (int) (co + (long) r * ldc);
                     for (int j = 0; j < cols; j++) {
-                        c[crow + j] += tile[r * NR + j];
+                        float from = !first ? c[crow + j]
+                                : bias == null ? 0f : out.biasPerRow() ? bias[row0 + r] : bias[j0 + j];
+                        c[crow + j] = from + tile[r * NR + j];
                     }
                 }
             }
         }
     }
 
-    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
+    /**
+     * The micro-tile: {@code c[co + r·ldc + j] = ci[cio + r·ldi + j] + Σ_k A(r, k)·B(k, j)} for r < MR,
+     * j < NR; {@code ci} is C itself (the tile's contents added), a bias or zeros ({@code ldi} 0: one
+     * row for every row).
+     */
+    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] ci, int cio, int ldi, float[] c, int co,
+                       int ldc) {
         if (WIDE) {
-            kernel12x2(kc, a, ao, b, bo, c, co, ldc);
+            kernel12x2(kc, a, ao, b, bo, ci, cio, ldi, c, co, ldc);
         } else {
-            kernel6x2(kc, a, ao, b, bo, c, co, ldc);
+            kernel6x2(kc, a, ao, b, bo, ci, cio, ldi, c, co, ldc);
         }
     }
 
-    private static void kernel12x2(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
+    private static void kernel12x2(int kc, float[] a, int ao, float[] b, int bo, float[] ci, int cio, int ldi,
+                                   float[] c, int co, int ldc) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00;
         FloatVector c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
         FloatVector c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00;
@@ -266,32 +299,32 @@ public final class Gemm {
             x = FloatVector.broadcast(S, a[ai + 11]);
             c110 = x.fma(b0, c110); c111 = x.fma(b1, c111);
         }
-        // every load of C before the first store: with some row strides (a multiple of 4 KiB apart) a
-        // load after a store to another row would wait on it (4K aliasing)
-        c00 = c00.add(FloatVector.fromArray(S, c, co));
-        c01 = c01.add(FloatVector.fromArray(S, c, co + L));
-        c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
-        c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
-        c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
-        c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
-        c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
-        c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
-        c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
-        c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
-        c50 = c50.add(FloatVector.fromArray(S, c, co + 5 * ldc));
-        c51 = c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
-        c60 = c60.add(FloatVector.fromArray(S, c, co + 6 * ldc));
-        c61 = c61.add(FloatVector.fromArray(S, c, co + 6 * ldc + L));
-        c70 = c70.add(FloatVector.fromArray(S, c, co + 7 * ldc));
-        c71 = c71.add(FloatVector.fromArray(S, c, co + 7 * ldc + L));
-        c80 = c80.add(FloatVector.fromArray(S, c, co + 8 * ldc));
-        c81 = c81.add(FloatVector.fromArray(S, c, co + 8 * ldc + L));
-        c90 = c90.add(FloatVector.fromArray(S, c, co + 9 * ldc));
-        c91 = c91.add(FloatVector.fromArray(S, c, co + 9 * ldc + L));
-        c100 = c100.add(FloatVector.fromArray(S, c, co + 10 * ldc));
-        c101 = c101.add(FloatVector.fromArray(S, c, co + 10 * ldc + L));
-        c110 = c110.add(FloatVector.fromArray(S, c, co + 11 * ldc));
-        c111 = c111.add(FloatVector.fromArray(S, c, co + 11 * ldc + L));
+        // every load before the first store: with some row strides (a multiple of 4 KiB apart) a load
+        // after a store to another row would wait on it (4K aliasing)
+        c00 = c00.add(FloatVector.fromArray(S, ci, cio));
+        c01 = c01.add(FloatVector.fromArray(S, ci, cio + L));
+        c10 = c10.add(FloatVector.fromArray(S, ci, cio + ldi));
+        c11 = c11.add(FloatVector.fromArray(S, ci, cio + ldi + L));
+        c20 = c20.add(FloatVector.fromArray(S, ci, cio + 2 * ldi));
+        c21 = c21.add(FloatVector.fromArray(S, ci, cio + 2 * ldi + L));
+        c30 = c30.add(FloatVector.fromArray(S, ci, cio + 3 * ldi));
+        c31 = c31.add(FloatVector.fromArray(S, ci, cio + 3 * ldi + L));
+        c40 = c40.add(FloatVector.fromArray(S, ci, cio + 4 * ldi));
+        c41 = c41.add(FloatVector.fromArray(S, ci, cio + 4 * ldi + L));
+        c50 = c50.add(FloatVector.fromArray(S, ci, cio + 5 * ldi));
+        c51 = c51.add(FloatVector.fromArray(S, ci, cio + 5 * ldi + L));
+        c60 = c60.add(FloatVector.fromArray(S, ci, cio + 6 * ldi));
+        c61 = c61.add(FloatVector.fromArray(S, ci, cio + 6 * ldi + L));
+        c70 = c70.add(FloatVector.fromArray(S, ci, cio + 7 * ldi));
+        c71 = c71.add(FloatVector.fromArray(S, ci, cio + 7 * ldi + L));
+        c80 = c80.add(FloatVector.fromArray(S, ci, cio + 8 * ldi));
+        c81 = c81.add(FloatVector.fromArray(S, ci, cio + 8 * ldi + L));
+        c90 = c90.add(FloatVector.fromArray(S, ci, cio + 9 * ldi));
+        c91 = c91.add(FloatVector.fromArray(S, ci, cio + 9 * ldi + L));
+        c100 = c100.add(FloatVector.fromArray(S, ci, cio + 10 * ldi));
+        c101 = c101.add(FloatVector.fromArray(S, ci, cio + 10 * ldi + L));
+        c110 = c110.add(FloatVector.fromArray(S, ci, cio + 11 * ldi));
+        c111 = c111.add(FloatVector.fromArray(S, ci, cio + 11 * ldi + L));
         c00.intoArray(c, co);
         c01.intoArray(c, co + L);
         c10.intoArray(c, co + ldc);
@@ -318,7 +351,8 @@ public final class Gemm {
         c111.intoArray(c, co + 11 * ldc + L);
     }
 
-    private static void kernel6x2(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc) {
+    private static void kernel6x2(int kc, float[] a, int ao, float[] b, int bo, float[] ci, int cio, int ldi,
+                                   float[] c, int co, int ldc) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         for (int k = 0; k < kc; k++) {
@@ -339,20 +373,20 @@ public final class Gemm {
             x = FloatVector.broadcast(S, a[ai + 5]);
             c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
         }
-        // every load of C before the first store: with some row strides (a multiple of 4 KiB apart) a
-        // load after a store to another row would wait on it (4K aliasing)
-        c00 = c00.add(FloatVector.fromArray(S, c, co));
-        c01 = c01.add(FloatVector.fromArray(S, c, co + L));
-        c10 = c10.add(FloatVector.fromArray(S, c, co + ldc));
-        c11 = c11.add(FloatVector.fromArray(S, c, co + ldc + L));
-        c20 = c20.add(FloatVector.fromArray(S, c, co + 2 * ldc));
-        c21 = c21.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
-        c30 = c30.add(FloatVector.fromArray(S, c, co + 3 * ldc));
-        c31 = c31.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
-        c40 = c40.add(FloatVector.fromArray(S, c, co + 4 * ldc));
-        c41 = c41.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
-        c50 = c50.add(FloatVector.fromArray(S, c, co + 5 * ldc));
-        c51 = c51.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
+        // every load before the first store: with some row strides (a multiple of 4 KiB apart) a load
+        // after a store to another row would wait on it (4K aliasing)
+        c00 = c00.add(FloatVector.fromArray(S, ci, cio));
+        c01 = c01.add(FloatVector.fromArray(S, ci, cio + L));
+        c10 = c10.add(FloatVector.fromArray(S, ci, cio + ldi));
+        c11 = c11.add(FloatVector.fromArray(S, ci, cio + ldi + L));
+        c20 = c20.add(FloatVector.fromArray(S, ci, cio + 2 * ldi));
+        c21 = c21.add(FloatVector.fromArray(S, ci, cio + 2 * ldi + L));
+        c30 = c30.add(FloatVector.fromArray(S, ci, cio + 3 * ldi));
+        c31 = c31.add(FloatVector.fromArray(S, ci, cio + 3 * ldi + L));
+        c40 = c40.add(FloatVector.fromArray(S, ci, cio + 4 * ldi));
+        c41 = c41.add(FloatVector.fromArray(S, ci, cio + 4 * ldi + L));
+        c50 = c50.add(FloatVector.fromArray(S, ci, cio + 5 * ldi));
+        c51 = c51.add(FloatVector.fromArray(S, ci, cio + 5 * ldi + L));
         c00.intoArray(c, co);
         c01.intoArray(c, co + L);
         c10.intoArray(c, co + ldc);
@@ -609,6 +643,8 @@ public final class Gemm {
         private float[] b = new float[0];
         private float[] row = new float[0];
         private final float[] tile = new float[MR * NR];
+        private final float[] zeros = new float[NR];
+        private final float[] rowBias = new float[MR * NR];
         private final int[] runs = new int[4 * NR];
         private final Strides rowOffsets = new Strides(MR);
         private final Strides laneOffsets = new Strides(L);
@@ -636,6 +672,19 @@ public final class Gemm {
 
         float[] tile() {
             return tile;
+        }
+
+        /** NR zeros (never written). */
+        float[] zeros() {
+            return zeros;
+        }
+
+        /** A tile whose row r is {@code bias[row + r]} repeated (0 past the bias's end). */
+        float[] rowBias(float[] bias, int row) {
+            for (int r = 0; r < MR; r++) {
+                java.util.Arrays.fill(rowBias, r * NR, (r + 1) * NR, row + r < bias.length ? bias[row + r] : 0f);
+            }
+            return rowBias;
         }
 
         /** Room for the runs of one sliver's columns (at most NR runs of 4 ints). */

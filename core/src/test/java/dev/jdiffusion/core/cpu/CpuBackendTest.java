@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.jdiffusion.core.tensor.DType;
 import dev.jdiffusion.core.tensor.ShapeException;
 import dev.jdiffusion.core.tensor.Tensor;
+import java.util.Arrays;
 import java.util.Random;
 import java.util.function.DoubleUnaryOperator;
 import java.util.function.Function;
@@ -150,6 +151,36 @@ class CpuBackendTest {
         double packed = (double) batch * ((double) panels * Gemm.MR * cg + (double) slivers * Gemm.NR * r);
         double cPasses = strips ? 1 : Gemm.ceilDiv(k, Gemm.KC);
         return packed + Gemm.C_PASS_COST * cPasses * batch * panels * Gemm.MR * slivers * Gemm.NR / k;
+    }
+
+    @Test
+    void gemmWritesCWithoutReadingItAndStartsFromTheBias() {
+        // C is overwritten, never read (NaN there would show), for both orders, edge tiles and a bias per row or column
+        Random rnd = new Random(17);
+        try (WorkerPool pool = new WorkerPool(2)) {
+            for (int[] shape : new int[][] {{37, 70, 300}, {30, 45, 700}, {5, 3, 9}}) {
+                int m = shape[0], n = shape[1], k = shape[2];
+                float[] a = random(rnd, m * k, 1f);
+                float[] b = random(rnd, k * n, 1f);
+                double[] ref = Reference.matmul(a, b, 1, 1, m, n, k, false, false);
+                double[] abs = Reference.matmulAbs(a, b, 1, 1, m, n, k, false, false);
+                for (int mode = 0; mode < 3; mode++) {
+                    float[] bias = mode == 0 ? null : random(rnd, mode == 1 ? m : n, 1f);
+                    float[] c = new float[m * n];
+                    Arrays.fill(c, Float.NaN);
+                    Gemm.multiply(pool, 1, m, n, k, Gemm.packA(new Gemm.Matrix(Tensor.of(a, m, k), 0, k, false)), true,
+                            Gemm.packB(new Gemm.Matrix(Tensor.of(b, k, n), 0, n, false)), c, 0, 0, n, bias, mode == 1);
+                    double[] expected = ref.clone();
+                    double[] bound = abs.clone();
+                    for (int i = 0; i < m * n; i++) {
+                        float add = bias == null ? 0f : mode == 1 ? bias[i / n] : bias[i % n];
+                        expected[i] += add;
+                        bound[i] += Math.abs(add);
+                    }
+                    assertDotProducts(expected, bound, c, k + 1, Arrays.toString(shape) + " bias mode " + mode);
+                }
+            }
+        }
     }
 
     @Test
