@@ -111,6 +111,14 @@ public interface Backend extends AutoCloseable {
     /** GEGLU: the last axis {@code 2F} is split into value and gate halves; returns {@code value · gelu(gate)}. */
     Tensor geglu(Tensor x);
 
+    /**
+     * {@code geglu(linear(x, weight, bias))} as one operation (a transformer's feed-forward
+     * projection), which a backend may fuse so that the {@code [..., 2F]} projection is never stored.
+     */
+    default Tensor linearGeglu(Tensor x, Tensor weight, Tensor bias) {
+        return geglu(linear(x, weight, bias));
+    }
+
     // ---- elementwise with broadcasting ---------------------------------------------------------
 
     /** {@code a + b}, numpy broadcasting (e.g. {@code [N, C, H, W] + [N, C, 1, 1]} or {@code + [C, 1, 1]}). */

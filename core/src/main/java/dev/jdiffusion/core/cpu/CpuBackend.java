@@ -111,6 +111,33 @@ public final class CpuBackend implements Backend {
         return out;
     }
 
+    /** Fused: the projection's value and gate columns are multiplied side by side, GEGLU applied in cache. */
+    @Override
+    public Tensor linearGeglu(Tensor x, Tensor weight, Tensor bias) {
+        int[] outShape = OpShapes.linear(x, weight, bias);
+        int n = weight.dim(0);
+        int k = weight.dim(1);
+        int f = n / 2;
+        if (n % 2 != 0 || !Gemm.gegluFits(f, k)) {
+            return geglu(linear(x, weight, bias));
+        }
+        int m = Math.toIntExact(x.numel() / Math.max(1, k));
+        outShape[outShape.length - 1] = f;
+        Tensor out = Tensor.zeros(outShape);
+        float[] order = null;
+        if (bias != null) {
+            float[] bv = bias.toFloatArray();
+            order = new float[n];
+            for (int j = 0; j < n; j++) {
+                order[j] = bv[Gemm.gegluOrder(j, f)];
+            }
+        }
+        Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linearGeglu x"), 0, k, false);
+        Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linearGeglu weight"), 0, k, true);
+        Gemm.multiplyGeglu(pool, m, f, k, Gemm.packA(ma), Gemm.packBGeglu(mb, f), order, out.floatArray());
+        return out;
+    }
+
     @Override
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
         int[] outShape = OpShapes.conv2d(x, weight, bias, stride, padding);

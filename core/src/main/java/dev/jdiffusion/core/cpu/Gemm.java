@@ -96,11 +96,44 @@ public final class Gemm {
         int slivers = ceilDiv(n, NR);
         int taskBatch = aShared ? 1 : batch;
         int columns = aShared ? batch * slivers : slivers;
-        int[] split = split(taskBatch, panels, columns, k, pool.threads());
+        int[] split = split(taskBatch, panels, columns, k, pool.threads(), false);
+        run(pool, taskBatch, m, n, slivers, panels, columns, k, split, a, b,
+                new Out(c, cOff, cBatchStride, ldc, bias, biasPerRow, null));
+    }
+
+    /** Whether {@link #multiplyGeglu} takes f features (each half of a sliver being L of them) and this K. */
+    public static boolean gegluFits(int f, int k) {
+        return f % L == 0 && k <= MAX_PANELS * KC;
+    }
+
+    /**
+     * A linear layer with GEGLU after it, fused: {@code out[i, j] = h · gelu(g)} (erf form) where
+     * {@code h = (A·B + bias)[i, j]} and {@code g = (A·B + bias)[i, f + j]}, out row-major M × f. B
+     * must be packed with {@link #packBGeglu} (each sliver L value columns, then their L gate
+     * columns) and the bias given in that order ({@link #gegluOrder}). The products go through a
+     * per-task strip in cache, never through an M × 2f matrix; in column strips, with the additions in
+     * the order of {@link #multiply}, so the result is bit for bit that of the unfused layers.
+     */
+    public static void multiplyGeglu(WorkerPool pool, int m, int f, int k, PackA a, PackB b, float[] bias, float[] out) {
+        if (!gegluFits(f, k)) {
+            throw new IllegalArgumentException("fused GEGLU needs features a multiple of " + L + " and K at most "
+                    + MAX_PANELS * KC + ": " + f + ", " + k);
+        }
+        if (m == 0 || f == 0 || k == 0) {
+            return;
+        }
+        int panels = ceilDiv(m, MR);
+        int slivers = f / L;
+        int[] split = split(1, panels, slivers, k, pool.threads(), true);
+        run(pool, 1, m, 2 * f, slivers, panels, slivers, k, split, a, b, new Out(null, 0, 0, 0, bias, false, out));
+    }
+
+    /** Runs the tasks of a split (see {@link #multiply}). */
+    private static void run(WorkerPool pool, int taskBatch, int m, int n, int slivers, int panels, int columns, int k,
+                            int[] split, PackA a, PackB b, Out out) {
         final int rowBlocks = split[0];
         final int colGroups = split[1];
         final boolean strips = split[2] == 1;
-        Out out = new Out(c, cOff, cBatchStride, ldc, bias, biasPerRow);
         pool.parallelFor(taskBatch * rowBlocks * colGroups, task -> {
             int bi = task / (rowBlocks * colGroups);
             int rest = task % (rowBlocks * colGroups);
@@ -121,15 +154,16 @@ public final class Gemm {
      * block stays in L2. Of all such splits, the one with the least estimated time per thread: the
      * multiply-adds, the packing (A is packed once per column group, B once per row block), C's traffic
      * when K blocks are outermost (C is read and written once per K block) and the threads left idle
-     * when the tasks do not divide evenly among them. The split never changes a result.
+     * when the tasks do not divide evenly among them ({@code stripsOnly}: of the column-strip splits).
+     * The split never changes a result.
      */
-    static int[] split(int batch, int panels, int slivers, int k, int threads) {
+    static int[] split(int batch, int panels, int slivers, int k, int threads, boolean stripsOnly) {
         double work = (double) batch * panels * MR * slivers * NR / MACS_PER_PACKED_ELEMENT;
         // C elements read and written per unit of K, for the two orders (costed like a packed element)
         double cPerK = (double) batch * panels * MR * slivers * NR / k;
         int[] best = null;
         double bestTime = Double.MAX_VALUE;
-        for (int order = 0; order <= 1; order++) {
+        for (int order = stripsOnly ? 1 : 0; order <= 1; order++) {
             int maxPanels = order == 1 ? (int) Math.min(MAX_PANELS, (long) MAX_PANELS * KC / k) : MAX_PANELS;
             if (maxPanels == 0) {
                 continue;
@@ -181,9 +215,18 @@ public final class Gemm {
                 a.pack(batch, i0, mc, k0, Math.min(KC, k - k0), ap, panels * MR * k0);
             }
             for (int q = q0; q < q1; q++) {
+                Out to = out;
+                if (out.geglu() != null) {
+                    // this sliver's products into the strip (row i0 + r, column j0 + c at r·NR + c)
+                    to = new Out(buf.strip(panels * MR * NR), -((long) i0 * NR + (long) q * NR), 0, NR, out.bias(),
+                            false, null);
+                }
                 for (int k0 = 0; k0 < k; k0 += KC) {
                     sliver(batch, n, slivers, q, k0, Math.min(KC, k - k0), ap, panels * MR * k0, panels, i0, mc,
-                            b, bp, out, buf);
+                            b, bp, to, buf);
+                }
+                if (out.geglu() != null) {
+                    geglu(to.c(), mc, out.geglu(), i0, q * L, n / 2);
                 }
             }
         } else {
@@ -198,8 +241,24 @@ public final class Gemm {
         }
     }
 
-    /** Where the products go: C (see {@link #multiply}) and the bias that its first K block starts from. */
-    private record Out(float[] c, long cOff, long cBatchStride, int ldc, float[] bias, boolean biasPerRow) {
+    /**
+     * Where the products go: C (see {@link #multiply}) and the bias that its first K block starts from;
+     * with {@code geglu} (the output of {@link #multiplyGeglu}) C is a task's strip instead.
+     */
+    private record Out(float[] c, long cOff, long cBatchStride, int ldc, float[] bias, boolean biasPerRow,
+                       float[] geglu) {
+    }
+
+    /**
+     * The GEGLU of a strip's rows: {@code out[(i0 + r)·f + j0 + c] = h · gelu(g)}, h and g the strip's
+     * columns c and L + c of row r (see {@link #multiplyGeglu}).
+     */
+    private static void geglu(float[] strip, int rows, float[] out, int i0, int j0, int f) {
+        for (int r = 0; r < rows; r++) {
+            FloatVector h = FloatVector.fromArray(S, strip, r * NR);
+            FloatVector g = FloatVector.fromArray(S, strip, r * NR + L);
+            h.mul(VecMath.gelu(g)).intoArray(out, (i0 + r) * f + j0);
+        }
     }
 
     /**
@@ -488,6 +547,30 @@ public final class Gemm {
 
     /** Packs B from a matrix (B is logically K×N; stored K×N, or N×K when transposed, as a linear layer's weight). */
     public static PackB packB(Matrix m) {
+        return packB(m, j -> j);
+    }
+
+    /**
+     * Packs a GEGLU projection's transposed weight (2f × K, the f value rows then the f gate rows) for
+     * {@link #multiplyGeglu}: sliver q holds value columns {@code [q·L, q·L + L)}, then the same gate
+     * columns.
+     */
+    public static PackB packBGeglu(Matrix m, int f) {
+        if (!m.transposed()) {
+            throw new IllegalArgumentException("fused GEGLU takes a linear layer's weight (stored out × in)");
+        }
+        return packB(m, j -> gegluOrder(j, f));
+    }
+
+    /** The stored column (output feature) behind column j of {@link #packBGeglu}'s order. */
+    public static int gegluOrder(int j, int f) {
+        int q = j / NR;
+        int c = j % NR;
+        return c < L ? q * L + c : f + q * L + c - L;
+    }
+
+    /** Packs B, logical column j being stored column {@code column(j)} (when B is stored transposed). */
+    private static PackB packB(Matrix m, java.util.function.IntUnaryOperator column) {
         return (batch, k0, kc, j0, nc, dst, off) -> {
             long base = batch * m.batchStride();
             int slivers = ceilDiv(nc, NR);
@@ -517,7 +600,7 @@ public final class Gemm {
                     int qb = off + q * kc * NR;
                     int cols = Math.min(NR, nc - q * NR);
                     for (int j = 0; j < cols; j++) {
-                        m.read(base + (long) (j0 + q * NR + j) * m.ld() + k0, rows, j * kc, kc);
+                        m.read(base + (long) column.applyAsInt(j0 + q * NR + j) * m.ld() + k0, rows, j * kc, kc);
                     }
                     java.util.Arrays.fill(rows, cols * kc, NR * kc, 0f);
                     for (int k = 0; k < kc; k++) {
@@ -642,6 +725,7 @@ public final class Gemm {
         private float[] a = new float[0];
         private float[] b = new float[0];
         private float[] row = new float[0];
+        private float[] strip = new float[0];
         private final float[] tile = new float[MR * NR];
         private final float[] zeros = new float[NR];
         private final float[] rowBias = new float[MR * NR];
@@ -672,6 +756,14 @@ public final class Gemm {
 
         float[] tile() {
             return tile;
+        }
+
+        /** Room for a task's strip of C: its rows by one sliver. */
+        float[] strip(int n) {
+            if (strip.length < n) {
+                strip = new float[n];
+            }
+            return strip;
         }
 
         /** NR zeros (never written). */

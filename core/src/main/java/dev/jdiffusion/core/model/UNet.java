@@ -367,6 +367,11 @@ public final class UNet {
         return adapted(backend.linear(x, wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0))), bias), x, name, false, 1, 0);
     }
 
+    private Tensor linearGeglu(Tensor x, String name) {
+        Tensor wt = weight(name + ".weight");
+        return backend.linearGeglu(x, wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0))), w.get(prefix + name + ".bias"));
+    }
+
     private Tensor adapted(Tensor y, Tensor x, String name, boolean conv, int stride, int padding) {
         if (adapter == null) {
             return y;
@@ -435,8 +440,11 @@ public final class UNet {
         Tensor n1 = layerNorm(a, t + "norm1");
         a = backend.add(attention(n1, n1, t + "attn1", heads), a);
         a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
-        Tensor g = linear(layerNorm(a, t + "norm3"), t + "ff.net.0.proj");
-        return backend.add(linear(backend.geglu(g), t + "ff.net.2"), a);
+        Tensor n3 = layerNorm(a, t + "norm3");
+        // fused unless an adapter adds to the projection before its GEGLU
+        Tensor g = adapter == null ? linearGeglu(n3, t + "ff.net.0.proj")
+                : backend.geglu(linear(n3, t + "ff.net.0.proj"));
+        return backend.add(linear(g, t + "ff.net.2"), a);
     }
 
     /** [B, C, H, W] to the token sequence [B, H·W, C]. */

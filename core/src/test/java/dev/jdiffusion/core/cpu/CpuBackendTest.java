@@ -107,7 +107,7 @@ class CpuBackendTest {
             for (int[] shape : new int[][] {{1, 683, 80, 2880}, {1, 107, 4, 11520}, {2, 27, 128, 576}, {1, 1, 1, 7},
                     {3, 2, 1, 300}, {1, 43, 320, 1280}, {1, 2000, 3, 40}, {1, 683, 80, 320}, {1, 171, 160, 640}}) {
                 int batch = shape[0], panels = shape[1], slivers = shape[2], k = shape[3];
-                int[] split = Gemm.split(batch, panels, slivers, k, threads);
+                int[] split = Gemm.split(batch, panels, slivers, k, threads, false);
                 String at = java.util.Arrays.toString(shape) + " on " + threads + " threads: " + java.util.Arrays.toString(split);
                 assertTrue(split[0] >= 1 && split[0] <= panels && split[1] >= 1 && split[1] <= slivers, at);
                 assertTrue(valid(panels, slivers, k, split[0], split[1], split[2] == 1), "blocks in cache, " + at);
@@ -129,12 +129,12 @@ class CpuBackendTest {
             }
         }
         // K = 320 at 64×64 (8192 tokens, a 2560-wide projection): column strips, C read and written once
-        assertEquals(1, Gemm.split(1, 683, 80, 320, 2)[2]);
+        assertEquals(1, Gemm.split(1, 683, 80, 320, 2, false)[2]);
         // the column-strip cases of conv2dMatchesFloat64 and linearMatchesFloat64
-        assertEquals(1, Gemm.split(1, 2, 4, 360, 2)[2]);
-        assertEquals(1, Gemm.split(1, 25, 2, 700, 2)[2]);
+        assertEquals(1, Gemm.split(1, 2, 4, 360, 2, false)[2]);
+        assertEquals(1, Gemm.split(1, 25, 2, 700, 2, false)[2]);
         // the 320-channel 3×3 convolution (K = 2880): K blocks outermost
-        assertEquals(0, Gemm.split(1, 27, 128, 2880, 2)[2]);
+        assertEquals(0, Gemm.split(1, 27, 128, 2880, 2, false)[2]);
     }
 
     /** A blocks in L2 (for column strips: for the whole of K), and with K blocks outermost C blocks in cache. */
@@ -215,6 +215,23 @@ class CpuBackendTest {
             abs[i] += Math.abs(bias[i % out]);
         }
         assertDotProducts(ref, abs, y.toFloatArray(), in + 1, "linear");
+    }
+
+    @ParameterizedTest(name = "linearGeglu rows={0} in={1} features={2} {3} bias={4}")
+    @CsvSource({"37, 700, 48, F16, true", "300, 320, 32, F32, false", "5, 40, 16, BF16, true", "13, 30, 20, F16, true",
+        "2, 5000, 16, F32, true"})
+    void linearGegluIsGegluOfLinearBitForBit(int rows, int in, int features, DType wType, boolean withBias) {
+        // fused where features are a multiple of the vector length (20 is not: the unfused ops)
+        Random rnd = new Random(rows * 31L + in);
+        Tensor x = Tensor.of(random(rnd, 2 * rows * in, 1f), 2, rows, in);
+        Tensor w = tensor(wType, roundTo(wType, random(rnd, 2 * features * in, 0.1f)), 2 * features, in);
+        Tensor bias = withBias ? tensor(wType, roundTo(wType, random(rnd, 2 * features, 1f)), 2 * features) : null;
+        Tensor fused = cpu.linearGeglu(x, w, bias);
+        assertArrayEquals(new int[] {2, rows, features}, fused.shape());
+        assertArrayEquals(cpu.geglu(cpu.linear(x, w, bias)).toFloatArray(), fused.toFloatArray());
+        try (CpuBackend one = new CpuBackend(1)) {
+            assertArrayEquals(fused.toFloatArray(), one.linearGeglu(x, w, bias).toFloatArray());
+        }
     }
 
     // ---- conv2d ----------------------------------------------------------------------------------------
