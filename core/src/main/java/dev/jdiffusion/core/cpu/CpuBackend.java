@@ -102,7 +102,7 @@ public final class CpuBackend implements Backend {
         int[] outShape = OpShapes.linear(x, weight, bias);
         int n = weight.dim(0);
         int k = weight.dim(1);
-        int m = Math.toIntExact(x.numel() / Math.max(1, k));
+        int m = leadingRows(x);
         Tensor out = Tensor.zeros(outShape);
         Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linear x"), 0, k, false);
         Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linear weight"), 0, k, true);
@@ -121,7 +121,7 @@ public final class CpuBackend implements Backend {
         if (n % 2 != 0 || !Gemm.gegluFits(f, k)) {
             return geglu(linear(x, weight, bias));
         }
-        int m = Math.toIntExact(x.numel() / Math.max(1, k));
+        int m = leadingRows(x);
         outShape[outShape.length - 1] = f;
         Tensor out = Tensor.zeros(outShape);
         float[] order = null;
@@ -164,6 +164,15 @@ public final class CpuBackend implements Backend {
         Gemm.multiply(pool, batch, cout, plane, k, pa, true, pb, out.floatArray(), 0, (long) cout * plane, plane,
                 bias == null ? null : bias.toFloatArray(), true);
         return out;
+    }
+
+    /** The product of every axis but the last (the rows of a linear layer's input, even when K is 0). */
+    private static int leadingRows(Tensor x) {
+        long rows = 1;
+        for (int d = 0; d < x.rank() - 1; d++) {
+            rows *= x.dim(d);
+        }
+        return Math.toIntExact(rows);
     }
 
     // ---- normalisation --------------------------------------------------------------------------------

@@ -89,7 +89,19 @@ public final class Gemm {
      */
     public static void multiply(WorkerPool pool, int batch, int m, int n, int k, PackA a, boolean aShared, PackB b,
                                 float[] c, long cOff, long cBatchStride, int ldc, float[] bias, boolean biasPerRow) {
-        if (batch == 0 || m == 0 || n == 0 || k == 0) {
+        if (batch == 0 || m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            // no products: C is the bias (or zero)
+            for (int bi = 0; bi < batch; bi++) {
+                for (int i = 0; i < m; i++) {
+                    int row = (int) (cOff + bi * cBatchStride + (long) i * ldc);
+                    for (int j = 0; j < n; j++) {
+                        c[row + j] = bias == null ? 0f : bias[biasPerRow ? i : j];
+                    }
+                }
+            }
             return;
         }
         int panels = ceilDiv(m, MR);
@@ -103,7 +115,7 @@ public final class Gemm {
 
     /** Whether {@link #multiplyGeglu} takes f features (each half of a sliver being L of them) and this K. */
     public static boolean gegluFits(int f, int k) {
-        return f % L == 0 && k <= MAX_PANELS * KC;
+        return f % L == 0 && k > 0 && k <= MAX_PANELS * KC;
     }
 
     /**
@@ -119,7 +131,7 @@ public final class Gemm {
             throw new IllegalArgumentException("fused GEGLU needs features a multiple of " + L + " and K at most "
                     + MAX_PANELS * KC + ": " + f + ", " + k);
         }
-        if (m == 0 || f == 0 || k == 0) {
+        if (m == 0 || f == 0) {
             return;
         }
         int panels = ceilDiv(m, MR);

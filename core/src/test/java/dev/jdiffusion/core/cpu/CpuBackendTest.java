@@ -200,7 +200,8 @@ class CpuBackendTest {
     }
 
     @ParameterizedTest(name = "linear rows={0} in={1} out={2} {3}")
-    @CsvSource({"1, 768, 77, F32", "154, 320, 1280, F16", "37, 61, 50, BF16", "300, 400, 19, F32", "300, 700, 45, F16"})
+    @CsvSource({"1, 768, 77, F32", "154, 320, 1280, F16", "37, 61, 50, BF16", "300, 400, 19, F32", "300, 700, 45, F16",
+        "3, 0, 5, F32"})
     void linearMatchesFloat64(int rows, int in, int out, DType wType) {
         Random rnd = new Random(rows + in + out);
         float[] x = random(rnd, rows * in, 1f);
@@ -219,7 +220,7 @@ class CpuBackendTest {
 
     @ParameterizedTest(name = "linearGeglu rows={0} in={1} features={2} {3} bias={4}")
     @CsvSource({"37, 700, 48, F16, true", "300, 320, 32, F32, false", "5, 40, 16, BF16, true", "13, 30, 20, F16, true",
-        "2, 5000, 16, F32, true"})
+        "2, 5000, 16, F32, true", "4, 0, 16, F32, true"})
     void linearGegluIsGegluOfLinearBitForBit(int rows, int in, int features, DType wType, boolean withBias) {
         // fused where features are a multiple of the vector length (20 is not: the unfused ops)
         Random rnd = new Random(rows * 31L + in);
