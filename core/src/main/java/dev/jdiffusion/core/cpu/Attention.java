@@ -20,14 +20,17 @@ import jdk.incubator.vector.VectorSpecies;
  * dimension × queries). The softmax's maxima, sums and rescaling are then lane-wise, with no
  * horizontal reductions, and the head dimension is the micro-tile's row count (8 divides 40, 64, 80
  * and 160), so no columns are padded. Per (batch, head), K and Vᵀ are packed once into 8-row panels;
- * both products run on one 8 × 3-vector micro-kernel. Tasks are (batch, head, query block): each
+ * both products run on one 8 × 2-vector micro-kernel. Tasks are (batch, head, query block): each
  * output element is computed by one task in a fixed order, independent of the thread count.
  */
 final class Attention {
     /** Rows of the micro-tile: keys in {@code K·Qᵀ}, head dimensions in {@code Vᵀ·Pᵀ}. */
     static final int MR = 8;
-    /** Columns of the micro-tile, the queries of one task: 3 vectors. */
-    static final int NR = 3 * L;
+    /**
+     * Columns of the micro-tile, the queries of one task: 2 vectors (with 3, a key block's scores,
+     * the scaled queries and the output, 51 KiB, outgrew L1 and 4096-token attention ran 3–5 % slower).
+     */
+    static final int NR = 2 * L;
     static final int BQ = NR;
     static final int BK = 24 * MR;
 
@@ -174,7 +177,7 @@ final class Attention {
     }
 
     /**
-     * The 8 × 3-vector micro-tile: {@code c[co + r·ldc + 0..NR) (+)= Σ_k a[ao + 8k + r] · b[bo + k·NR + 0..NR)},
+     * The 8 × 2-vector micro-tile: {@code c[co + r·ldc + 0..NR) (+)= Σ_k a[ao + 8k + r] · b[bo + k·NR + 0..NR)},
      * added to C when {@code add}, else stored.
      */
     static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean add) {
@@ -182,85 +185,68 @@ final class Attention {
             kernelNarrow(kc, a, ao, b, bo, c, co, ldc, add);
             return;
         }
-        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-        FloatVector c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
-        FloatVector c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
+        FloatVector c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        FloatVector c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        FloatVector c60 = c00, c61 = c00, c70 = c00, c71 = c00;
         int bi = bo;
         int end = ao + kc * MR;
         for (int ai = ao; ai < end; ai += MR, bi += NR) {
             FloatVector b0 = FloatVector.fromArray(S, b, bi);
             FloatVector b1 = FloatVector.fromArray(S, b, bi + L);
-            FloatVector b2 = FloatVector.fromArray(S, b, bi + 2 * L);
             FloatVector x = FloatVector.broadcast(S, a[ai]);
-            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01); c02 = x.fma(b2, c02);
+            c00 = x.fma(b0, c00); c01 = x.fma(b1, c01);
             x = FloatVector.broadcast(S, a[ai + 1]);
-            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11); c12 = x.fma(b2, c12);
+            c10 = x.fma(b0, c10); c11 = x.fma(b1, c11);
             x = FloatVector.broadcast(S, a[ai + 2]);
-            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21); c22 = x.fma(b2, c22);
+            c20 = x.fma(b0, c20); c21 = x.fma(b1, c21);
             x = FloatVector.broadcast(S, a[ai + 3]);
-            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32);
+            c30 = x.fma(b0, c30); c31 = x.fma(b1, c31);
             x = FloatVector.broadcast(S, a[ai + 4]);
-            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41); c42 = x.fma(b2, c42);
+            c40 = x.fma(b0, c40); c41 = x.fma(b1, c41);
             x = FloatVector.broadcast(S, a[ai + 5]);
-            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51); c52 = x.fma(b2, c52);
+            c50 = x.fma(b0, c50); c51 = x.fma(b1, c51);
             x = FloatVector.broadcast(S, a[ai + 6]);
-            c60 = x.fma(b0, c60); c61 = x.fma(b1, c61); c62 = x.fma(b2, c62);
+            c60 = x.fma(b0, c60); c61 = x.fma(b1, c61);
             x = FloatVector.broadcast(S, a[ai + 7]);
-            c70 = x.fma(b0, c70); c71 = x.fma(b1, c71); c72 = x.fma(b2, c72);
+            c70 = x.fma(b0, c70); c71 = x.fma(b1, c71);
         }
         // written out: C2 stops inlining a helper into a method this large (NodeCountInliningCutoff),
         // and at the calls it leaves the accumulators are boxed (the whole attention a third slower)
         if (add) {
             FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
             FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-            FloatVector.fromArray(S, c, co + 2 * L).add(c02).intoArray(c, co + 2 * L);
             FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
             FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-            FloatVector.fromArray(S, c, co + ldc + 2 * L).add(c12).intoArray(c, co + ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
             FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-            FloatVector.fromArray(S, c, co + 2 * ldc + 2 * L).add(c22).intoArray(c, co + 2 * ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
             FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-            FloatVector.fromArray(S, c, co + 3 * ldc + 2 * L).add(c32).intoArray(c, co + 3 * ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
             FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-            FloatVector.fromArray(S, c, co + 4 * ldc + 2 * L).add(c42).intoArray(c, co + 4 * ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
             FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
-            FloatVector.fromArray(S, c, co + 5 * ldc + 2 * L).add(c52).intoArray(c, co + 5 * ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
             FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
-            FloatVector.fromArray(S, c, co + 6 * ldc + 2 * L).add(c62).intoArray(c, co + 6 * ldc + 2 * L);
             FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
             FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
-            FloatVector.fromArray(S, c, co + 7 * ldc + 2 * L).add(c72).intoArray(c, co + 7 * ldc + 2 * L);
         } else {
             c00.intoArray(c, co);
             c01.intoArray(c, co + L);
-            c02.intoArray(c, co + 2 * L);
             c10.intoArray(c, co + ldc);
             c11.intoArray(c, co + ldc + L);
-            c12.intoArray(c, co + ldc + 2 * L);
             c20.intoArray(c, co + 2 * ldc);
             c21.intoArray(c, co + 2 * ldc + L);
-            c22.intoArray(c, co + 2 * ldc + 2 * L);
             c30.intoArray(c, co + 3 * ldc);
             c31.intoArray(c, co + 3 * ldc + L);
-            c32.intoArray(c, co + 3 * ldc + 2 * L);
             c40.intoArray(c, co + 4 * ldc);
             c41.intoArray(c, co + 4 * ldc + L);
-            c42.intoArray(c, co + 4 * ldc + 2 * L);
             c50.intoArray(c, co + 5 * ldc);
             c51.intoArray(c, co + 5 * ldc + L);
-            c52.intoArray(c, co + 5 * ldc + 2 * L);
             c60.intoArray(c, co + 6 * ldc);
             c61.intoArray(c, co + 6 * ldc + L);
-            c62.intoArray(c, co + 6 * ldc + 2 * L);
             c70.intoArray(c, co + 7 * ldc);
             c71.intoArray(c, co + 7 * ldc + L);
-            c72.intoArray(c, co + 7 * ldc + 2 * L);
         }
     }
 
@@ -279,18 +265,15 @@ final class Attention {
         for (int r = 0; r < MR; r++) {
             FloatVector c0 = FloatVector.zero(S);
             FloatVector c1 = c0;
-            FloatVector c2 = c0;
             for (int k = 0; k < kc; k++) {
                 int bi = bo + k * NR;
                 FloatVector x = FloatVector.broadcast(S, a[ao + k * MR + r]);
                 c0 = x.fma(FloatVector.fromArray(S, b, bi), c0);
                 c1 = x.fma(FloatVector.fromArray(S, b, bi + L), c1);
-                c2 = x.fma(FloatVector.fromArray(S, b, bi + 2 * L), c2);
             }
             int o = co + r * ldc;
             put(c0, c, o, add);
             put(c1, c, o + L, add);
-            put(c2, c, o + 2 * L, add);
         }
     }
 }
