@@ -9,20 +9,22 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Single-precision matrix multiplication {@code C += A·B} in the style of BLIS / GotoBLAS: the
- * operands are packed into contiguous panels (which is where transposition, dtype conversion and
+ * Single-precision matrix multiplication {@code C = A·B + bias} in the style of BLIS / GotoBLAS:
+ * the operands are packed into contiguous panels (which is where transposition, dtype conversion and
  * im2col happen, see {@link PackA} and {@link PackB}), and a register-blocked micro-kernel multiplies
- * an {@code MR × kc} panel of A by a {@code kc × NR} sliver of B.
+ * an {@code MR × kc} panel of A by a {@code kc × NR} sliver of B. A linear layer followed by GEGLU
+ * runs fused ({@link #multiplyGeglu}).
  *
  * <p>With 512-bit vectors (32 registers) the micro-kernel is 12 rows × 2 vectors (24 accumulators,
  * no spills in C2's code); with narrower vectors it is 6 × 2. Loop order of a task, innermost last:
  * K blocks of {@link #KC} (the task's A panels packed once per block, in L2); B slivers, each packed
- * right before use so that it sits in L1; A panels, each streamed past the sliver.
+ * right before use so that it sits in L1; A panels, each streamed past the sliver. For small K the
+ * first two swap (column strips, see {@link #block}).
  *
- * <p>Tasks are (batch entry, block of rows, group of columns), shaped for the least packing with C
- * blocks that stay in cache (see {@link #split}). Every element of C is computed by one task with a
- * fixed order of additions (K in blocks of {@link #KC}, in order), so results are identical for any
- * number of threads.
+ * <p>Tasks are (batch entry, block of rows, group of columns), shaped for the least estimated time
+ * (see {@link #split}). Every element of C is computed by one task with a fixed order of additions
+ * (K in blocks of {@link #KC}, in order), so results are identical for any number of threads and
+ * either loop order.
  */
 public final class Gemm {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
