@@ -33,6 +33,8 @@ final class Attention {
     static final int NR = 2 * L;
     static final int BQ = NR;
     static final int BK = 24 * MR;
+    /** NR zeros (never written): the kernel's input when it stores. */
+    private static final float[] ZEROS = new float[NR];
 
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final ThreadLocal<float[][]> SCRATCH = new ThreadLocal<>();
@@ -108,12 +110,12 @@ final class Attention {
             int bk = Math.min(BK, keyEnd - j0);
             // Sᵀ = K (scale·Qᵀ) for this key block
             for (int p = 0; p < Gemm.ceilDiv(bk, MR); p++) {
-                kernel(headDim, kp, kBase + (j0 / MR + p) * headDim * MR, qt, 0, st, p * MR * NR, NR, false);
+                kernel(headDim, kp, kBase + (j0 / MR + p) * headDim * MR, qt, 0, ZEROS, 0, 0, st, p * MR * NR, NR);
             }
             softmaxBlock(st, bk, j0, i0, causal, ml, ot, dPanels * MR);
             // Oᵀ += Vᵀ Pᵀ
             for (int p = 0; p < dPanels; p++) {
-                kernel(bk, vp, vBase + (p * nk + j0) * MR, st, 0, ot, p * MR * NR, NR, true);
+                kernel(bk, vp, vBase + (p * nk + j0) * MR, st, 0, ot, p * MR * NR, NR, ot, p * MR * NR, NR);
             }
         }
         for (int r = 0; r < rows; r++) {
@@ -177,12 +179,13 @@ final class Attention {
     }
 
     /**
-     * The 8 × 2-vector micro-tile: {@code c[co + r·ldc + 0..NR) (+)= Σ_k a[ao + 8k + r] · b[bo + k·NR + 0..NR)},
-     * added to C when {@code add}, else stored.
+     * The 8 × 2-vector micro-tile, with {@link Gemm#kernel}'s contract: {@code c[co + r·ldc + j] =
+     * ci[cio + r·ldi + j] + Σ_k a[ao + 8k + r] · b[bo + k·NR + j]} for j below NR; {@code ci} is C itself
+     * (added to) or {@link #ZEROS} with {@code ldi} 0 (stored).
      */
-    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean add) {
+    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] ci, int cio, int ldi, float[] c, int co, int ldc) {
         if (!Gemm.WIDE) {
-            kernelNarrow(kc, a, ao, b, bo, c, co, ldc, add);
+            kernelNarrow(kc, a, ao, b, bo, ci, cio, ldi, c, co, ldc);
             return;
         }
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
@@ -213,55 +216,43 @@ final class Attention {
         }
         // written out: C2 stops inlining a helper into a method this large (NodeCountInliningCutoff),
         // and at the calls it leaves the accumulators are boxed (the whole attention a third slower)
-        if (add) {
-            FloatVector.fromArray(S, c, co).add(c00).intoArray(c, co);
-            FloatVector.fromArray(S, c, co + L).add(c01).intoArray(c, co + L);
-            FloatVector.fromArray(S, c, co + ldc).add(c10).intoArray(c, co + ldc);
-            FloatVector.fromArray(S, c, co + ldc + L).add(c11).intoArray(c, co + ldc + L);
-            FloatVector.fromArray(S, c, co + 2 * ldc).add(c20).intoArray(c, co + 2 * ldc);
-            FloatVector.fromArray(S, c, co + 2 * ldc + L).add(c21).intoArray(c, co + 2 * ldc + L);
-            FloatVector.fromArray(S, c, co + 3 * ldc).add(c30).intoArray(c, co + 3 * ldc);
-            FloatVector.fromArray(S, c, co + 3 * ldc + L).add(c31).intoArray(c, co + 3 * ldc + L);
-            FloatVector.fromArray(S, c, co + 4 * ldc).add(c40).intoArray(c, co + 4 * ldc);
-            FloatVector.fromArray(S, c, co + 4 * ldc + L).add(c41).intoArray(c, co + 4 * ldc + L);
-            FloatVector.fromArray(S, c, co + 5 * ldc).add(c50).intoArray(c, co + 5 * ldc);
-            FloatVector.fromArray(S, c, co + 5 * ldc + L).add(c51).intoArray(c, co + 5 * ldc + L);
-            FloatVector.fromArray(S, c, co + 6 * ldc).add(c60).intoArray(c, co + 6 * ldc);
-            FloatVector.fromArray(S, c, co + 6 * ldc + L).add(c61).intoArray(c, co + 6 * ldc + L);
-            FloatVector.fromArray(S, c, co + 7 * ldc).add(c70).intoArray(c, co + 7 * ldc);
-            FloatVector.fromArray(S, c, co + 7 * ldc + L).add(c71).intoArray(c, co + 7 * ldc + L);
-        } else {
-            c00.intoArray(c, co);
-            c01.intoArray(c, co + L);
-            c10.intoArray(c, co + ldc);
-            c11.intoArray(c, co + ldc + L);
-            c20.intoArray(c, co + 2 * ldc);
-            c21.intoArray(c, co + 2 * ldc + L);
-            c30.intoArray(c, co + 3 * ldc);
-            c31.intoArray(c, co + 3 * ldc + L);
-            c40.intoArray(c, co + 4 * ldc);
-            c41.intoArray(c, co + 4 * ldc + L);
-            c50.intoArray(c, co + 5 * ldc);
-            c51.intoArray(c, co + 5 * ldc + L);
-            c60.intoArray(c, co + 6 * ldc);
-            c61.intoArray(c, co + 6 * ldc + L);
-            c70.intoArray(c, co + 7 * ldc);
-            c71.intoArray(c, co + 7 * ldc + L);
-        }
-    }
-
-    /** {@code c[o..o+L) = v}, or {@code += v} when {@code add}. */
-    private static void put(FloatVector v, float[] c, int o, boolean add) {
-        if (add) {
-            v.add(FloatVector.fromArray(S, c, o)).intoArray(c, o);
-        } else {
-            v.intoArray(c, o);
-        }
+        c00 = c00.add(FloatVector.fromArray(S, ci, cio));
+        c01 = c01.add(FloatVector.fromArray(S, ci, cio + L));
+        c10 = c10.add(FloatVector.fromArray(S, ci, cio + ldi));
+        c11 = c11.add(FloatVector.fromArray(S, ci, cio + ldi + L));
+        c20 = c20.add(FloatVector.fromArray(S, ci, cio + 2 * ldi));
+        c21 = c21.add(FloatVector.fromArray(S, ci, cio + 2 * ldi + L));
+        c30 = c30.add(FloatVector.fromArray(S, ci, cio + 3 * ldi));
+        c31 = c31.add(FloatVector.fromArray(S, ci, cio + 3 * ldi + L));
+        c40 = c40.add(FloatVector.fromArray(S, ci, cio + 4 * ldi));
+        c41 = c41.add(FloatVector.fromArray(S, ci, cio + 4 * ldi + L));
+        c50 = c50.add(FloatVector.fromArray(S, ci, cio + 5 * ldi));
+        c51 = c51.add(FloatVector.fromArray(S, ci, cio + 5 * ldi + L));
+        c60 = c60.add(FloatVector.fromArray(S, ci, cio + 6 * ldi));
+        c61 = c61.add(FloatVector.fromArray(S, ci, cio + 6 * ldi + L));
+        c70 = c70.add(FloatVector.fromArray(S, ci, cio + 7 * ldi));
+        c71 = c71.add(FloatVector.fromArray(S, ci, cio + 7 * ldi + L));
+        c00.intoArray(c, co);
+        c01.intoArray(c, co + L);
+        c10.intoArray(c, co + ldc);
+        c11.intoArray(c, co + ldc + L);
+        c20.intoArray(c, co + 2 * ldc);
+        c21.intoArray(c, co + 2 * ldc + L);
+        c30.intoArray(c, co + 3 * ldc);
+        c31.intoArray(c, co + 3 * ldc + L);
+        c40.intoArray(c, co + 4 * ldc);
+        c41.intoArray(c, co + 4 * ldc + L);
+        c50.intoArray(c, co + 5 * ldc);
+        c51.intoArray(c, co + 5 * ldc + L);
+        c60.intoArray(c, co + 6 * ldc);
+        c61.intoArray(c, co + 6 * ldc + L);
+        c70.intoArray(c, co + 7 * ldc);
+        c71.intoArray(c, co + 7 * ldc + L);
     }
 
     /** Narrow-vector machines: the same contract, one row at a time. */
-    private static void kernelNarrow(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc,
-                                     boolean add) {
+    private static void kernelNarrow(int kc, float[] a, int ao, float[] b, int bo, float[] ci, int cio, int ldi,
+                                     float[] c, int co, int ldc) {
         for (int r = 0; r < MR; r++) {
             FloatVector c0 = FloatVector.zero(S);
             FloatVector c1 = c0;
@@ -271,9 +262,10 @@ final class Attention {
                 c0 = x.fma(FloatVector.fromArray(S, b, bi), c0);
                 c1 = x.fma(FloatVector.fromArray(S, b, bi + L), c1);
             }
+            int i = cio + r * ldi;
             int o = co + r * ldc;
-            put(c0, c, o, add);
-            put(c1, c, o + L, add);
+            c0.add(FloatVector.fromArray(S, ci, i)).intoArray(c, o);
+            c1.add(FloatVector.fromArray(S, ci, i + L)).intoArray(c, o + L);
         }
     }
 }

@@ -99,42 +99,46 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
-        int[] outShape = OpShapes.linear(x, weight, bias);
-        int n = weight.dim(0);
-        int k = weight.dim(1);
-        int m = leadingRows(x);
-        Tensor out = Tensor.zeros(outShape);
-        Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linear x"), 0, k, false);
-        Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linear weight"), 0, k, true);
-        Gemm.multiply(pool, 1, m, n, k, Gemm.packA(ma), true, Gemm.packB(mb), out.floatArray(), 0, 0, n,
-                bias == null ? null : bias.toFloatArray(), false);
-        return out;
+        return linear(x, weight, bias, false);
     }
 
     /** Fused: the projection's value and gate columns are multiplied side by side, GEGLU applied in cache. */
     @Override
     public Tensor linearGeglu(Tensor x, Tensor weight, Tensor bias) {
+        return linear(x, weight, bias, true);
+    }
+
+    /**
+     * {@code x · weightᵀ + bias}, with {@code geglu} followed by GEGLU ({@link Gemm#multiplyGeglu} where
+     * the sizes allow, else the two ops).
+     */
+    private Tensor linear(Tensor x, Tensor weight, Tensor bias, boolean geglu) {
         int[] outShape = OpShapes.linear(x, weight, bias);
         int n = weight.dim(0);
         int k = weight.dim(1);
         int f = n / 2;
-        if (n % 2 != 0 || !Gemm.gegluFits(f, k)) {
-            return geglu(linear(x, weight, bias));
+        if (geglu && (n % 2 != 0 || !Gemm.gegluFits(f, k))) {
+            return geglu(linear(x, weight, bias, false));
         }
         int m = leadingRows(x);
+        float[] bv = bias == null ? null : bias.toFloatArray();
+        Gemm.PackA pa = Gemm.packA(new Gemm.Matrix(requireHost(x, "linear x"), 0, k, false));
+        Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linear weight"), 0, k, true);
+        if (!geglu) {
+            Tensor out = Tensor.zeros(outShape);
+            Gemm.multiply(pool, 1, m, n, k, pa, true, Gemm.packB(mb), out.floatArray(), 0, 0, n, bv, false);
+            return out;
+        }
         outShape[outShape.length - 1] = f;
         Tensor out = Tensor.zeros(outShape);
         float[] order = null;
-        if (bias != null) {
-            float[] bv = bias.toFloatArray();
+        if (bv != null) {
             order = new float[n];
             for (int j = 0; j < n; j++) {
                 order[j] = bv[Gemm.gegluOrder(j, f)];
             }
         }
-        Gemm.Matrix ma = new Gemm.Matrix(requireHost(x, "linearGeglu x"), 0, k, false);
-        Gemm.Matrix mb = new Gemm.Matrix(requireHost(weight, "linearGeglu weight"), 0, k, true);
-        Gemm.multiplyGeglu(pool, m, f, k, Gemm.packA(ma), Gemm.packBGeglu(mb, f), order, out.floatArray());
+        Gemm.multiplyGeglu(pool, m, f, k, pa, Gemm.packBGeglu(mb, f), order, out.floatArray());
         return out;
     }
 

@@ -360,16 +360,20 @@ public final class UNet {
                 true, stride, padding);
     }
 
-    /** The linear layer {@code name} (with its bias when it has one; its weight reshaped to [out, in]). */
+    /** The linear layer {@code name} (with its bias when it has one). */
     private Tensor linear(Tensor x, String name) {
-        Tensor wt = weight(name + ".weight");
-        Tensor bias = w.get(prefix + name + ".bias");
-        return adapted(backend.linear(x, wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0))), bias), x, name, false, 1, 0);
+        return adapted(backend.linear(x, linearWeight(name), w.get(prefix + name + ".bias")), x, name, false, 1, 0);
     }
 
+    /** The linear layer {@code name} followed by GEGLU, as one op (no adapter may add to it in between). */
     private Tensor linearGeglu(Tensor x, String name) {
+        return backend.linearGeglu(x, linearWeight(name), w.get(prefix + name + ".bias"));
+    }
+
+    /** The weight of linear layer {@code name}, reshaped to [out, in]. */
+    private Tensor linearWeight(String name) {
         Tensor wt = weight(name + ".weight");
-        return backend.linearGeglu(x, wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0))), w.get(prefix + name + ".bias"));
+        return wt.reshape(wt.dim(0), (int) (wt.numel() / wt.dim(0)));
     }
 
     private Tensor adapted(Tensor y, Tensor x, String name, boolean conv, int stride, int padding) {
