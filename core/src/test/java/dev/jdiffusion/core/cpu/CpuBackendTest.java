@@ -154,6 +154,57 @@ class CpuBackendTest {
     }
 
     @Test
+    void packersLayOutPanelsAndSliversElementForElement() {
+        // whole 16-k blocks (transposed in registers where vectors have 16 lanes) and the k left over,
+        // float32 and float16 storage, partial panels and slivers, at an offset into the matrix
+        Random rnd = new Random(23);
+        int rows = 70, cols = 600;
+        for (DType type : new DType[] {DType.F32, DType.F16}) {
+            float[] values = roundTo(type, random(rnd, rows * cols, 1f));
+            Tensor t = tensor(type, values, new int[] {rows, cols});
+            Gemm.PackA packA = Gemm.packA(new Gemm.Matrix(t, 0, cols, false));
+            // as B: the stored rows are B's columns (a linear layer's weight), K along the stored row
+            Gemm.PackB packB = Gemm.packB(new Gemm.Matrix(t, 0, cols, true));
+            for (int[] block : new int[][] {{0, 24, 0, 256}, {5, 31, 40, 37}, {12, 12, 16, 16}, {50, 20, 300, 300},
+                    {1, 7, 3, 15}}) {
+                int r0 = block[0], count = block[1], k0 = block[2], kc = block[3];
+                String at = type + " rows/columns " + r0 + "+" + count + ", k " + k0 + "+" + kc;
+                int panels = Gemm.ceilDiv(count, Gemm.MR);
+                int off = 5;
+                float[] dst = new float[off + panels * Gemm.MR * kc + 2 * CpuBackend.vectorLanes()];
+                Arrays.fill(dst, Float.NaN);
+                packA.pack(0, r0, count, k0, kc, dst, off);
+                for (int p = 0; p < panels; p++) {
+                    for (int k = 0; k < kc; k++) {
+                        for (int r = 0; r < Gemm.MR; r++) {
+                            int i = p * Gemm.MR + r;
+                            float want = i < count ? values[(r0 + i) * cols + k0 + k] : 0f;
+                            assertEquals(want, dst[off + p * kc * Gemm.MR + k * Gemm.MR + r], "A " + at);
+                        }
+                    }
+                }
+                for (int e = off + panels * Gemm.MR * kc + CpuBackend.vectorLanes() - Gemm.MR; e < dst.length; e++) {
+                    assertTrue(Float.isNaN(dst[e]), "A writes at most L − MR floats past its panels, " + at);
+                }
+                int slivers = Gemm.ceilDiv(count, Gemm.NR);
+                float[] bdst = new float[off + slivers * Gemm.NR * kc + 1];
+                Arrays.fill(bdst, Float.NaN);
+                packB.pack(0, k0, kc, r0, count, bdst, off);
+                for (int q = 0; q < slivers; q++) {
+                    for (int k = 0; k < kc; k++) {
+                        for (int c = 0; c < Gemm.NR; c++) {
+                            int j = q * Gemm.NR + c;
+                            float want = j < count ? values[(r0 + j) * cols + k0 + k] : 0f;
+                            assertEquals(want, bdst[off + q * kc * Gemm.NR + k * Gemm.NR + c], "B " + at);
+                        }
+                    }
+                }
+                assertTrue(Float.isNaN(bdst[bdst.length - 1]) && Float.isNaN(bdst[off - 1]), "B stays in its slivers, " + at);
+            }
+        }
+    }
+
+    @Test
     void gemmWritesCWithoutReadingItAndStartsFromTheBias() {
         // C is overwritten, never read (NaN there would show), for both orders, edge tiles and a bias per row or column
         Random rnd = new Random(17);
