@@ -205,6 +205,48 @@ class CpuBackendTest {
     }
 
     @Test
+    void im2colPackerLaysOutSliversElementForElement() {
+        // spans in whole vectors with the padding zeroed, short rows (8 × 8), widths that are not a multiple
+        // of the vector, stride 2, at an offset into the input and past its first batch entry
+        Random rnd = new Random(29);
+        int lanes = CpuBackend.vectorLanes();
+        for (int[] conv : new int[][] {{3, 8, 8, 3, 1, 1}, {2, 13, 11, 3, 1, 1}, {4, 16, 16, 3, 2, 1}, {5, 9, 20, 1, 1, 0},
+                {2, 6, 7, 3, 1, 2}}) {
+            int cin = conv[0], h = conv[1], w = conv[2], ks = conv[3], stride = conv[4], pad = conv[5];
+            int ho = (h + 2 * pad - ks) / stride + 1, wo = (w + 2 * pad - ks) / stride + 1;
+            int xOff = 3;
+            float[] x = random(rnd, xOff + 2 * cin * h * w, 1f);
+            Gemm.PackB pack = Gemm.packIm2col(x, xOff, cin, h, w, ks, ks, stride, pad, ho, wo);
+            int k = cin * ks * ks, n = ho * wo;
+            for (int[] block : new int[][] {{0, k, 0, n}, {Math.min(5, k - 1), Math.max(1, k - 7), 3, n - 3}}) {
+                int k0 = block[0], kc = block[1], j0 = block[2], nc = block[3];
+                String at = Arrays.toString(conv) + " k " + k0 + "+" + kc + ", columns " + j0 + "+" + nc;
+                int slivers = Gemm.ceilDiv(nc, Gemm.NR);
+                float[] dst = new float[slivers * Gemm.NR * kc + lanes + 1];
+                Arrays.fill(dst, Float.NaN);
+                pack.pack(1, k0, kc, j0, nc, dst, 0);
+                for (int q = 0; q < slivers; q++) {
+                    for (int kk = 0; kk < kc; kk++) {
+                        int ci = (k0 + kk) / (ks * ks), ky = (k0 + kk) / ks % ks, kx = (k0 + kk) % ks;
+                        for (int c = 0; c < Gemm.NR; c++) {
+                            int j = j0 + q * Gemm.NR + c;
+                            float want = 0f;
+                            if (j < j0 + nc) {
+                                int iy = j / wo * stride + ky - pad, ix = j % wo * stride + kx - pad;
+                                if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                                    want = x[xOff + cin * h * w + (ci * h + iy) * w + ix];
+                                }
+                            }
+                            assertEquals(want, dst[q * kc * Gemm.NR + kk * Gemm.NR + c], at + " sliver " + q + " k " + kk);
+                        }
+                    }
+                }
+                assertTrue(Float.isNaN(dst[dst.length - 1]), "at most L − 1 floats past the slivers, " + at);
+            }
+        }
+    }
+
+    @Test
     void gemmWritesCWithoutReadingItAndStartsFromTheBias() {
         // C is overwritten, never read (NaN there would show), for both orders, edge tiles and a bias per row or column
         Random rnd = new Random(17);
