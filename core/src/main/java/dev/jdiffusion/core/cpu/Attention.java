@@ -112,7 +112,7 @@ final class Attention {
             for (int p = 0; p < Gemm.ceilDiv(bk, MR); p++) {
                 kernel(headDim, kp, kBase + (j0 / MR + p) * headDim * MR, qt, 0, ZEROS, 0, 0, st, p * MR * NR, NR);
             }
-            softmaxBlock(st, bk, j0, i0, causal, ml, ot, dPanels * MR);
+            softmaxBlock(st, bk, j0, i0, causal, ml, ot, dPanels * MR, scratch[4]);
             // Oᵀ += Vᵀ Pᵀ
             for (int p = 0; p < dPanels; p++) {
                 kernel(bk, vp, vBase + (p * nk + j0) * MR, st, 0, ot, p * MR * NR, NR, ot, p * MR * NR, NR);
@@ -128,41 +128,70 @@ final class Attention {
     }
 
     /**
-     * The online softmax over one key block, a vector of queries at a time: new maxima over the
-     * block's {@code bk} rows of Sᵀ, {@code Pᵀ = exp(Sᵀ − m)} in place (0 where a causal mask hides
-     * the key), sums and earlier output rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}.
+     * The online softmax over one key block: new maxima over the block's {@code bk} rows of Sᵀ,
+     * {@code Pᵀ = exp(Sᵀ − m)} in place (0 where a causal mask hides the key), sums and earlier output
+     * rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}; {@code corr} is room for NR floats.
      */
     private static void softmaxBlock(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] ot,
-                                     int otRows) {
-        // no helper methods taking or returning vectors here: where C2 leaves one un-inlined (its
-        // profile decides), every vector passed through it is boxed, several times slower
+                                     int otRows, float[] corr) {
+        // no helper methods taking or returning vectors here but the one exp of the loop below: where C2
+        // leaves one un-inlined (its profile decides), every vector passed through it is boxed, several
+        // times slower
         FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-        for (int vi = 0; vi < NR; vi += L) {
-            // query of each lane; key j is hidden from query i when j > i
-            IntVector query = IntVector.broadcast(I, i0 + vi).add(IntVector.zero(I).addIndex(1));
-            FloatVector m = negInf;
-            for (int r = 0; r < bk; r++) {
-                FloatVector s = FloatVector.fromArray(S, st, r * NR + vi);
-                if (causal) {
-                    s = s.blend(negInf, query.compare(VectorOperators.LT, j0 + r).cast(S));
-                    s.intoArray(st, r * NR + vi);
-                }
-                m = m.max(s);
+        // maxima: both halves of a row at once, two rows per step (a max is a chain of several
+        // instructions in Java's semantics, ~10 cycles: four independent chains)
+        IntVector lane = IntVector.zero(I).addIndex(1);
+        IntVector query0 = lane.add(i0);
+        IntVector query1 = lane.add(i0 + L);
+        FloatVector m0 = negInf;
+        FloatVector m1 = negInf;
+        FloatVector m2 = negInf;
+        FloatVector m3 = negInf;
+        for (int r = 0; r < bk; r += 2) {
+            // an odd bk: the last row counts twice, which does not change a maximum
+            int r1 = Math.min(r + 1, bk - 1);
+            FloatVector s0 = FloatVector.fromArray(S, st, r * NR);
+            FloatVector s1 = FloatVector.fromArray(S, st, r * NR + L);
+            FloatVector s2 = FloatVector.fromArray(S, st, r1 * NR);
+            FloatVector s3 = FloatVector.fromArray(S, st, r1 * NR + L);
+            if (causal) {
+                // key j is hidden from query i when j > i
+                s0 = s0.blend(negInf, query0.compare(VectorOperators.LT, j0 + r).cast(S));
+                s1 = s1.blend(negInf, query1.compare(VectorOperators.LT, j0 + r).cast(S));
+                s2 = s2.blend(negInf, query0.compare(VectorOperators.LT, j0 + r1).cast(S));
+                s3 = s3.blend(negInf, query1.compare(VectorOperators.LT, j0 + r1).cast(S));
+                s0.intoArray(st, r * NR);
+                s1.intoArray(st, r * NR + L);
+                s2.intoArray(st, r1 * NR);
+                s3.intoArray(st, r1 * NR + L);
             }
-            FloatVector mOld = FloatVector.fromArray(S, ml, vi);
-            FloatVector mNew = mOld.max(m);
+            m0 = m0.max(s0);
+            m1 = m1.max(s1);
+            m2 = m2.max(s2);
+            m3 = m3.max(s3);
+        }
+        FloatVector.fromArray(S, ml, 0).max(m0.max(m2)).intoArray(corr, 0);
+        FloatVector.fromArray(S, ml, L).max(m1.max(m3)).intoArray(corr, L);
+        for (int vi = 0; vi < NR; vi += L) {
+            FloatVector mNew = FloatVector.fromArray(S, corr, vi);
             FloatVector sum = FloatVector.zero(S);
             for (int r = 0; r < bk; r++) {
                 FloatVector p = VecMath.expNonPositive(FloatVector.fromArray(S, st, r * NR + vi).sub(mNew));
                 p.intoArray(st, r * NR + vi);
                 sum = sum.add(p);
             }
-            FloatVector corr = VecMath.expNonPositive(mOld.sub(mNew));
-            FloatVector.fromArray(S, ml, NR + vi).fma(corr, sum).intoArray(ml, NR + vi);
+            // exp(m_old − m) where the maximum moved (after the first blocks, in few lanes), 1 elsewhere:
+            // scalar, so that the loop's exp stays the only vector one here
+            long moved = FloatVector.fromArray(S, ml, vi).compare(VectorOperators.NE, mNew).toLong();
+            for (int l = 0; l < L; l++) {
+                corr[vi + l] = (moved & (1L << l)) == 0 ? 1f : VecMath.exp(ml[vi + l] - corr[vi + l]);
+            }
             mNew.intoArray(ml, vi);
-            if (!corr.compare(VectorOperators.EQ, 1f).allTrue()) {
+            FloatVector c = FloatVector.fromArray(S, corr, vi);
+            FloatVector.fromArray(S, ml, NR + vi).fma(c, sum).intoArray(ml, NR + vi);
+            if (moved != 0) {
                 for (int d = 0; d < otRows; d++) {
-                    FloatVector.fromArray(S, ot, d * NR + vi).mul(corr).intoArray(ot, d * NR + vi);
+                    FloatVector.fromArray(S, ot, d * NR + vi).mul(c).intoArray(ot, d * NR + vi);
                 }
             }
         }
@@ -172,7 +201,8 @@ final class Attention {
         float[][] s = SCRATCH.get();
         int otSize = Gemm.roundUp(headDim, MR) * NR;
         if (s == null || s[0].length < headDim * NR || s[2].length < otSize) {
-            s = new float[][] {new float[headDim * NR], new float[BK * NR], new float[otSize], new float[2 * NR]};
+            s = new float[][] {new float[headDim * NR], new float[BK * NR], new float[otSize], new float[2 * NR],
+                    new float[NR]};
             SCRATCH.set(s);
         }
         return s;

@@ -58,7 +58,8 @@ public final class VecMath {
         VectorMask<Float> under = x.lt(EXP_LO);
         VectorMask<Float> over = x.compare(VectorOperators.GT, EXP_HI);
         VectorMask<Float> nan = x.test(VectorOperators.IS_NAN);
-        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
+        // clamped by blends: Java's max and min (NaN, signed zeros) take several instructions each
+        FloatVector xc = x.blend(EXP_LO, under).blend(EXP_HI, over);
         FloatVector n = xc.mul(LOG2E).add(MAGIC).sub(MAGIC);
         FloatVector p = expReduced(xc, n);
         IntVector ni = (IntVector) n.convert(VectorOperators.F2I, 0);
@@ -88,7 +89,7 @@ public final class VecMath {
     public static FloatVector expNonPositive(FloatVector x) {
         VectorMask<Float> under = x.lt(EXP_LO);
         VectorMask<Float> nan = x.test(VectorOperators.IS_NAN);
-        FloatVector xc = x.max(EXP_LO);
+        FloatVector xc = x.blend(EXP_LO, under);
         FloatVector t = xc.mul(LOG2E).add(MAGIC);     // MAGIC + n, n in the low mantissa bits
         FloatVector n = t.sub(MAGIC);
         FloatVector p = expReduced(xc, n);

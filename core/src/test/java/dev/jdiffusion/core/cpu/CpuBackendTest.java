@@ -443,6 +443,33 @@ class CpuBackendTest {
                 "attention");
     }
 
+    @Test
+    void attentionFollowsAMaximumThatMovesInEveryKeyBlock() {
+        // scores that grow along the keys, for some queries faster than for others: each key block raises
+        // the running maximum in some lanes, so that earlier sums and outputs are rescaled again and again
+        int batch = 1, heads = 2, dh = 40, nq = 45, nk = 1001, c = heads * dh;
+        Random rnd = new Random(31);
+        float[] q = new float[nq * c];
+        float[] k = new float[nk * c];
+        float[] v = random(rnd, nk * c, 1f);
+        for (int i = 0; i < nq; i++) {
+            for (int d = 0; d < c; d++) {
+                q[i * c + d] = (i % 3 == 0 ? 0.05f : 0.02f) * (1 + i % 5);
+            }
+        }
+        for (int j = 0; j < nk; j++) {
+            for (int d = 0; d < c; d++) {
+                k[j * c + d] = j * 0.01f + 0.1f * (float) rnd.nextGaussian();
+            }
+        }
+        for (boolean causal : new boolean[] {false, true}) {
+            Tensor o = cpu.attention(Tensor.of(q.clone(), batch, nq, c), Tensor.of(k.clone(), batch, nk, c),
+                    Tensor.of(v.clone(), batch, nk, c), heads, causal);
+            assertClose(Reference.attention(q, k, v, batch, heads, dh, nq, nk, causal), o.toFloatArray(), 0, 1e-5,
+                    "attention, causal " + causal);
+        }
+    }
+
     // ---- activations: relative error over [-9, 9]: a few ulp near 0; in the far negative tail the rounding
     // of the exp argument (x²/2 for GELU, up to 70 for the tanh form) dominates ----------------------------
 
