@@ -130,16 +130,40 @@ final class Attention {
     /**
      * The online softmax over one key block: new maxima over the block's {@code bk} rows of Sᵀ,
      * {@code Pᵀ = exp(Sᵀ − m)} in place (0 where a causal mask hides the key), sums and earlier output
-     * rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}; {@code corr} is room for NR floats.
+     * rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}; {@code work} is room for 2·NR floats.
+     * The vector loops are methods of their own that take and return arrays, never vectors: where C2
+     * leaves a helper that takes vectors un-inlined (its profile decides: with a UNet's mix of
+     * attention shapes the exp was, in this method), every vector passed is boxed, several times slower.
      */
     private static void softmaxBlock(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] ot,
-                                     int otRows, float[] corr) {
-        // no helper methods taking or returning vectors here but the one exp of the loop below: where C2
-        // leaves one un-inlined (its profile decides), every vector passed through it is boxed, several
-        // times slower
+                                     int otRows, float[] work) {
+        blockMaxima(st, bk, j0, i0, causal, ml, work);
+        for (int vi = 0; vi < NR; vi += L) {
+            expRows(st, bk, vi, work);
+            FloatVector mNew = FloatVector.fromArray(S, work, vi);
+            // exp(m_old − m) where the maximum moved (after the first blocks, in few lanes), 1 elsewhere
+            long moved = FloatVector.fromArray(S, ml, vi).compare(VectorOperators.NE, mNew).toLong();
+            for (int l = 0; l < L; l++) {
+                work[vi + l] = (moved & (1L << l)) == 0 ? 1f : VecMath.exp(ml[vi + l] - work[vi + l]);
+            }
+            mNew.intoArray(ml, vi);
+            FloatVector c = FloatVector.fromArray(S, work, vi);
+            FloatVector.fromArray(S, ml, NR + vi).fma(c, FloatVector.fromArray(S, work, NR + vi)).intoArray(ml, NR + vi);
+            if (moved != 0) {
+                for (int d = 0; d < otRows; d++) {
+                    FloatVector.fromArray(S, ot, d * NR + vi).mul(c).intoArray(ot, d * NR + vi);
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code max[0..NR) = max(ml[0..NR), maxima of the block's rows of Sᵀ)}, the keys a causal mask hides
+     * from a query set to −∞ in place. Both halves of a row at once, two rows per step: a max in Java's
+     * semantics is a chain of several instructions (~10 cycles), here four independent chains.
+     */
+    private static void blockMaxima(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] max) {
         FloatVector negInf = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-        // maxima: both halves of a row at once, two rows per step (a max is a chain of several
-        // instructions in Java's semantics, ~10 cycles: four independent chains)
         IntVector lane = IntVector.zero(I).addIndex(1);
         IntVector query0 = lane.add(i0);
         IntVector query1 = lane.add(i0 + L);
@@ -170,31 +194,23 @@ final class Attention {
             m2 = m2.max(s2);
             m3 = m3.max(s3);
         }
-        FloatVector.fromArray(S, ml, 0).max(m0.max(m2)).intoArray(corr, 0);
-        FloatVector.fromArray(S, ml, L).max(m1.max(m3)).intoArray(corr, L);
-        for (int vi = 0; vi < NR; vi += L) {
-            FloatVector mNew = FloatVector.fromArray(S, corr, vi);
-            FloatVector sum = FloatVector.zero(S);
-            for (int r = 0; r < bk; r++) {
-                FloatVector p = VecMath.expNonPositive(FloatVector.fromArray(S, st, r * NR + vi).sub(mNew));
-                p.intoArray(st, r * NR + vi);
-                sum = sum.add(p);
-            }
-            // exp(m_old − m) where the maximum moved (after the first blocks, in few lanes), 1 elsewhere:
-            // scalar, so that the loop's exp stays the only vector one here
-            long moved = FloatVector.fromArray(S, ml, vi).compare(VectorOperators.NE, mNew).toLong();
-            for (int l = 0; l < L; l++) {
-                corr[vi + l] = (moved & (1L << l)) == 0 ? 1f : VecMath.exp(ml[vi + l] - corr[vi + l]);
-            }
-            mNew.intoArray(ml, vi);
-            FloatVector c = FloatVector.fromArray(S, corr, vi);
-            FloatVector.fromArray(S, ml, NR + vi).fma(c, sum).intoArray(ml, NR + vi);
-            if (moved != 0) {
-                for (int d = 0; d < otRows; d++) {
-                    FloatVector.fromArray(S, ot, d * NR + vi).mul(c).intoArray(ot, d * NR + vi);
-                }
-            }
+        FloatVector.fromArray(S, ml, 0).max(m0.max(m2)).intoArray(max, 0);
+        FloatVector.fromArray(S, ml, L).max(m1.max(m3)).intoArray(max, L);
+    }
+
+    /**
+     * Column vector {@code vi} of the block's rows of Sᵀ becomes {@code exp(Sᵀ − m)}, m at
+     * {@code work[vi..]}; their sum goes to {@code work[NR + vi..]}.
+     */
+    private static void expRows(float[] st, int bk, int vi, float[] work) {
+        FloatVector m = FloatVector.fromArray(S, work, vi);
+        FloatVector sum = FloatVector.zero(S);
+        for (int r = 0; r < bk; r++) {
+            FloatVector p = VecMath.expNonPositive(FloatVector.fromArray(S, st, r * NR + vi).sub(m));
+            p.intoArray(st, r * NR + vi);
+            sum = sum.add(p);
         }
+        sum.intoArray(work, NR + vi);
     }
 
     private static float[][] scratch(int headDim) {
@@ -202,7 +218,7 @@ final class Attention {
         int otSize = Gemm.roundUp(headDim, MR) * NR;
         if (s == null || s[0].length < headDim * NR || s[2].length < otSize) {
             s = new float[][] {new float[headDim * NR], new float[BK * NR], new float[otSize], new float[2 * NR],
-                    new float[NR]};
+                    new float[2 * NR]};
             SCRATCH.set(s);
         }
         return s;
