@@ -789,6 +789,11 @@ public final class Gemm {
                 int rem = k0 - ci * kArea;
                 int ky = rem / kw;
                 int kx = rem - ky * kw;
+                if (stride == 1 && nRuns == 1 && cols == NR) {
+                    // the sliver is one span of an output row (widths of 32 and more): the common case
+                    im2colSpan(x, imgBase + ci * plane, plane, h, w, kh, kw, pad, runs[2], runs[3], ky, kx, kc, dst, qb);
+                    continue;
+                }
                 for (int k = 0; k < kc; k++) {
                     int chanBase = imgBase + ci * plane;
                     int d = qb + k * NR;
@@ -842,6 +847,45 @@ public final class Gemm {
                 }
             }
         };
+    }
+
+    /**
+     * The rows of a sliver that is one span of NR columns of output row {@code oy} from column
+     * {@code ox} (stride 1), for kc values of k from (ky, kx) of the channel at {@code chanBase}: two
+     * vector copies per row, the columns in the padding zeroed after them.
+     */
+    private static void im2colSpan(float[] x, int chanBase, int plane, int h, int w, int kh, int kw, int pad, int oy,
+                                   int ox, int ky, int kx, int kc, float[] dst, int qb) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int k = 0, d = qb; k < kc; k++, d += NR) {
+            int iy = oy + ky - pad;
+            int ix0 = ox + kx - pad;
+            int s = chanBase + iy * w + ix0;
+            if (iy < 0 || iy >= h) {
+                zero.intoArray(dst, d);
+                zero.intoArray(dst, d + L);
+            } else if (s >= 0 && s + NR <= x.length) {
+                FloatVector.fromArray(S, x, s).intoArray(dst, d);
+                FloatVector.fromArray(S, x, s + L).intoArray(dst, d + L);
+                for (int i = 0; i < -ix0; i++) {
+                    dst[d + i] = 0f;
+                }
+                for (int i = Math.max(0, w - ix0); i < NR; i++) {
+                    dst[d + i] = 0f;
+                }
+            } else {
+                // at the ends of the array: masked
+                int lo = Math.min(NR, Math.max(0, -ix0));
+                copyRun(x, s, dst, d, NR, lo, Math.max(lo, Math.min(NR, w - ix0)));
+            }
+            if (++kx == kw) {
+                kx = 0;
+                if (++ky == kh) {
+                    ky = 0;
+                    chanBase += plane;
+                }
+            }
+        }
     }
 
     /**

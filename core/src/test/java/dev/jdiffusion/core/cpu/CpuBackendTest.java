@@ -210,8 +210,9 @@ class CpuBackendTest {
         // of the vector, stride 2, at an offset into the input and past its first batch entry
         Random rnd = new Random(29);
         int lanes = CpuBackend.vectorLanes();
+        // (cin, h, w, kernel, stride, pad); widths of 32 and more: slivers that are one span of an output row
         for (int[] conv : new int[][] {{3, 8, 8, 3, 1, 1}, {2, 13, 11, 3, 1, 1}, {4, 16, 16, 3, 2, 1}, {5, 9, 20, 1, 1, 0},
-                {2, 6, 7, 3, 1, 2}}) {
+                {2, 6, 7, 3, 1, 2}, {2, 5, 40, 3, 1, 1}, {3, 4, 32, 3, 1, 1}, {2, 3, 66, 3, 1, 0}, {2, 4, 64, 3, 1, 2}}) {
             int cin = conv[0], h = conv[1], w = conv[2], ks = conv[3], stride = conv[4], pad = conv[5];
             int ho = (h + 2 * pad - ks) / stride + 1, wo = (w + 2 * pad - ks) / stride + 1;
             int xOff = 3;
