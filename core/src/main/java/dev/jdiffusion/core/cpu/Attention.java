@@ -132,8 +132,9 @@ final class Attention {
      * {@code Pᵀ = exp(Sᵀ − m)} in place (0 where a causal mask hides the key), sums and earlier output
      * rows ({@code otRows} of Oᵀ) rescaled by {@code exp(m_old − m)}; {@code work} is room for 2·NR floats.
      * The vector loops are methods of their own that take and return arrays, never vectors: where C2
-     * leaves a helper that takes vectors un-inlined (its profile decides: with a UNet's mix of
-     * attention shapes the exp was, in this method), every vector passed is boxed, several times slower.
+     * leaves a helper that takes vectors un-inlined, every vector passed is boxed, several times slower
+     * (its profile decides: with a UNet's mix of attention shapes it left the exp un-inlined when the
+     * loops were part of this method).
      */
     private static void softmaxBlock(float[] st, int bk, int j0, int i0, boolean causal, float[] ml, float[] ot,
                                      int otRows, float[] work) {

@@ -76,7 +76,8 @@ public final class Gemm {
 
     /**
      * Packs {@code B[k0..k0+kc, j0..j0+nc]} of one batch entry into NR-column slivers: element (k, c)
-     * of sliver q at {@code dst[off + q·kc·NR + k·NR + c]}, columns past nc zero.
+     * of sliver q at {@code dst[off + q·kc·NR + k·NR + c]}, columns past nc zero. It may write up to
+     * {@code L − 1} floats past the last sliver ({@link #packIm2col}; the packing buffer has that room).
      */
     public interface PackB {
         void pack(int batch, int k0, int kc, int j0, int nc, float[] dst, int off);

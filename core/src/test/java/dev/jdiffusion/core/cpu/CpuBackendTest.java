@@ -174,15 +174,7 @@ class CpuBackendTest {
                 float[] dst = new float[off + panels * Gemm.MR * kc + 2 * CpuBackend.vectorLanes()];
                 Arrays.fill(dst, Float.NaN);
                 packA.pack(0, r0, count, k0, kc, dst, off);
-                for (int p = 0; p < panels; p++) {
-                    for (int k = 0; k < kc; k++) {
-                        for (int r = 0; r < Gemm.MR; r++) {
-                            int i = p * Gemm.MR + r;
-                            float want = i < count ? values[(r0 + i) * cols + k0 + k] : 0f;
-                            assertEquals(want, dst[off + p * kc * Gemm.MR + k * Gemm.MR + r], "A " + at);
-                        }
-                    }
-                }
+                assertPanels(values, cols, r0, count, k0, kc, dst, off, Gemm.MR, "A " + at);
                 for (int e = off + panels * Gemm.MR * kc + CpuBackend.vectorLanes() - Gemm.MR; e < dst.length; e++) {
                     assertTrue(Float.isNaN(dst[e]), "A writes at most L − MR floats past its panels, " + at);
                 }
@@ -190,16 +182,26 @@ class CpuBackendTest {
                 float[] bdst = new float[off + slivers * Gemm.NR * kc + 1];
                 Arrays.fill(bdst, Float.NaN);
                 packB.pack(0, k0, kc, r0, count, bdst, off);
-                for (int q = 0; q < slivers; q++) {
-                    for (int k = 0; k < kc; k++) {
-                        for (int c = 0; c < Gemm.NR; c++) {
-                            int j = q * Gemm.NR + c;
-                            float want = j < count ? values[(r0 + j) * cols + k0 + k] : 0f;
-                            assertEquals(want, bdst[off + q * kc * Gemm.NR + k * Gemm.NR + c], "B " + at);
-                        }
-                    }
-                }
+                assertPanels(values, cols, r0, count, k0, kc, bdst, off, Gemm.NR, "B " + at);
                 assertTrue(Float.isNaN(bdst[bdst.length - 1]) && Float.isNaN(bdst[off - 1]), "B stays in its slivers, " + at);
+            }
+        }
+    }
+
+    /**
+     * Panels of {@code width} stored rows each (A's rows, or B's columns when B is stored transposed):
+     * element k of stored row {@code r0 + p·width + r} at {@code dst[off + p·kc·width + k·width + r]}, 0
+     * past the {@code count} rows.
+     */
+    private static void assertPanels(float[] values, int cols, int r0, int count, int k0, int kc, float[] dst, int off,
+                                     int width, String what) {
+        for (int p = 0; p < Gemm.ceilDiv(count, width); p++) {
+            for (int k = 0; k < kc; k++) {
+                for (int r = 0; r < width; r++) {
+                    int i = p * width + r;
+                    float want = i < count ? values[(r0 + i) * cols + k0 + k] : 0f;
+                    assertEquals(want, dst[off + p * kc * width + k * width + r], what);
+                }
             }
         }
     }
