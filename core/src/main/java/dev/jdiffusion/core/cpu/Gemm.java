@@ -66,9 +66,9 @@ public final class Gemm {
 
     /**
      * Packs {@code A[i0..i0+mc, k0..k0+kc]} of one batch entry into MR-row panels: element (i, k) of
-     * panel p at {@code dst[off + p·kc·MR + k·MR + r]}, rows past mc zero. It may write up to
-     * {@code L − MR} floats past the last panel (packed in order, later panels and K blocks overwrite them;
-     * the packing buffer has that room at its end).
+     * panel p at {@code dst[off + p·kc·MR + k·MR + r]}, rows past mc zero. With 16-lane vectors it may
+     * write up to {@code L − MR} floats past the last panel (packed in order, later panels and K blocks
+     * overwrite them; the packing buffer has that room at its end).
      */
     public interface PackA {
         void pack(int batch, int i0, int mc, int k0, int kc, float[] dst, int off);

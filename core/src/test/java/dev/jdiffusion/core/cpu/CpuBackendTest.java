@@ -175,7 +175,8 @@ class CpuBackendTest {
                 Arrays.fill(dst, Float.NaN);
                 packA.pack(0, r0, count, k0, kc, dst, off);
                 assertPanels(values, cols, r0, count, k0, kc, dst, off, Gemm.MR, "A " + at);
-                for (int e = off + panels * Gemm.MR * kc + CpuBackend.vectorLanes() - Gemm.MR; e < dst.length; e++) {
+                for (int e = off + panels * Gemm.MR * kc + Math.max(0, CpuBackend.vectorLanes() - Gemm.MR); e < dst.length;
+                        e++) {
                     assertTrue(Float.isNaN(dst[e]), "A writes at most L − MR floats past its panels, " + at);
                 }
                 int slivers = Gemm.ceilDiv(count, Gemm.NR);
