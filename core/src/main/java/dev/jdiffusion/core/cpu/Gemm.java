@@ -767,7 +767,6 @@ public final class Gemm {
             int imgBase = (int) (xOff + batch * imageSize);
             int slivers = ceilDiv(nc, NR);
             int[] runs = BUFFERS.get().runs();
-            FloatVector zero = FloatVector.zero(S);
             for (int q = 0; q < slivers; q++) {
                 int qb = off + q * kc * NR;
                 int colStart = j0 + q * NR;
@@ -804,29 +803,10 @@ public final class Gemm {
                         int iy = runs[4 * t + 2] * stride + ky - pad;
                         int ox = runs[4 * t + 3];
                         if (iy < 0 || iy >= h) {
-                            for (int i = 0; i < run; i += L) {
-                                zero.intoArray(dst, dj + i);
-                            }
+                            zeroSpan(dst, dj, run);
                         } else if (stride == 1) {
                             int ix0 = ox + kx - pad;
-                            int s = chanBase + iy * w + ix0;
-                            if (s >= 0 && s + roundUp(run, L) <= x.length) {
-                                // whole vectors; the columns in the padding read the neighbouring rows, then zeroed
-                                for (int i = 0; i < run; i += L) {
-                                    FloatVector.fromArray(S, x, s + i).intoArray(dst, dj + i);
-                                }
-                                for (int i = 0; i < Math.min(run, -ix0); i++) {
-                                    dst[dj + i] = 0f;
-                                }
-                                for (int i = Math.max(0, w - ix0); i < run; i++) {
-                                    dst[dj + i] = 0f;
-                                }
-                            } else {
-                                // at the ends of the array: masked
-                                int lo = Math.min(run, Math.max(0, -ix0));
-                                int hi = Math.max(lo, Math.min(run, w - ix0));
-                                copyRun(x, s, dst, dj, run, lo, hi);
-                            }
+                            copySpan(x, chanBase + iy * w + ix0, ix0, w, run, dst, dj);
                         } else {
                             int rowBase = chanBase + iy * w;
                             for (int i = 0; i < run; i++) {
@@ -852,32 +832,18 @@ public final class Gemm {
 
     /**
      * The rows of a sliver that is one span of NR columns of output row {@code oy} from column
-     * {@code ox} (stride 1), for kc values of k from (ky, kx) of the channel at {@code chanBase}: two
-     * vector copies per row, the columns in the padding zeroed after them.
+     * {@code ox} (stride 1), for kc values of k from (ky, kx) of the channel at {@code chanBase}: the
+     * general loop of {@link #packIm2col} without its runs.
      */
     private static void im2colSpan(float[] x, int chanBase, int plane, int h, int w, int kh, int kw, int pad, int oy,
                                    int ox, int ky, int kx, int kc, float[] dst, int qb) {
-        FloatVector zero = FloatVector.zero(S);
         for (int k = 0, d = qb; k < kc; k++, d += NR) {
             int iy = oy + ky - pad;
             int ix0 = ox + kx - pad;
-            int s = chanBase + iy * w + ix0;
             if (iy < 0 || iy >= h) {
-                zero.intoArray(dst, d);
-                zero.intoArray(dst, d + L);
-            } else if (s >= 0 && s + NR <= x.length) {
-                FloatVector.fromArray(S, x, s).intoArray(dst, d);
-                FloatVector.fromArray(S, x, s + L).intoArray(dst, d + L);
-                for (int i = 0; i < -ix0; i++) {
-                    dst[d + i] = 0f;
-                }
-                for (int i = Math.max(0, w - ix0); i < NR; i++) {
-                    dst[d + i] = 0f;
-                }
+                zeroSpan(dst, d, NR);
             } else {
-                // at the ends of the array: masked
-                int lo = Math.min(NR, Math.max(0, -ix0));
-                copyRun(x, s, dst, d, NR, lo, Math.max(lo, Math.min(NR, w - ix0)));
+                copySpan(x, chanBase + iy * w + ix0, ix0, w, NR, dst, d);
             }
             if (++kx == kw) {
                 kx = 0;
@@ -886,6 +852,37 @@ public final class Gemm {
                     chanBase += plane;
                 }
             }
+        }
+    }
+
+    /**
+     * One row's span of a stride-1 im2col: {@code dst[dj + i] = x[s + i]} for i below {@code run}, where
+     * {@code s} is column {@code ix0} of an image row of width w, 0 for the columns outside the row (the
+     * padding). Whole vectors, the padding columns (read from the neighbouring rows) zeroed after them;
+     * the last vector may write up to L − 1 floats past the run. Masked at the ends of the array.
+     */
+    private static void copySpan(float[] x, int s, int ix0, int w, int run, float[] dst, int dj) {
+        if (s >= 0 && s + roundUp(run, L) <= x.length) {
+            for (int i = 0; i < run; i += L) {
+                FloatVector.fromArray(S, x, s + i).intoArray(dst, dj + i);
+            }
+            for (int i = 0; i < Math.min(run, -ix0); i++) {
+                dst[dj + i] = 0f;
+            }
+            for (int i = Math.max(0, w - ix0); i < run; i++) {
+                dst[dj + i] = 0f;
+            }
+        } else {
+            int lo = Math.min(run, Math.max(0, -ix0));
+            copyRun(x, s, dst, dj, run, lo, Math.max(lo, Math.min(run, w - ix0)));
+        }
+    }
+
+    /** {@code dst[dj .. dj + run) = 0} in whole vectors (up to L − 1 floats past the run). */
+    private static void zeroSpan(float[] dst, int dj, int run) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < run; i += L) {
+            zero.intoArray(dst, dj + i);
         }
     }
 
