@@ -1,7 +1,10 @@
 // jdiffusion CUDA kernels: matrix products, convolution as an implicit GEMM, and attention.
-// First versions on the CUDA cores in float32 (operands of any storage type converted as they are
-// loaded into shared memory); the tensor-core versions are to replace them.
+// Two kinds of matrix product: on the CUDA cores in float32 (operands of any storage type converted
+// as they are loaded into shared memory), and on the tensor cores (WMMA 16x16x16, F16 or BF16
+// operands, float32 accumulation) for products with F16/BF16 weights. Attention runs on the CUDA
+// cores in float32.
 
+#include <mma.h>
 #include "common.cuh"
 
 #define BM 64
@@ -19,6 +22,10 @@ struct Matrix {
     int trans;
     __device__ float at(int r, int c) const {
         return load_value(p, offset + (trans ? (long) c * ld + r : (long) r * ld + c), type);
+    }
+    // whether consecutive columns are adjacent in memory (the faster index for coalesced loads)
+    __device__ bool colsAdjacent() const {
+        return !trans;
     }
 };
 
@@ -39,6 +46,9 @@ struct Im2col {
             return 0.0f;
         }
         return x[((long) ci * h + iy) * w + ix];
+    }
+    __device__ bool colsAdjacent() const {
+        return true;
     }
 };
 
@@ -122,6 +132,170 @@ extern "C" __global__ void conv2d_f32(const float* x, const void* w, int wType, 
     Matrix ma = {w, wType, 0, cin * kh * kw, 0};
     Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
     gemm_tile(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
+}
+
+// ---- tensor cores ---------------------------------------------------------------------------------
+
+#define TC_BM 128
+#define TC_BN 128
+#define TC_BK 32
+#define TC_LD (TC_BK + 8)
+#define TC_THREADS 256
+
+// An operand value as the tensor cores' input type. F16 saturates at its largest finite value, so
+// an activation beyond the F16 range stays finite (NaN stays NaN); BF16 has float32's range.
+template <class T> __device__ __forceinline__ T to_operand(float v);
+template <> __device__ __forceinline__ __half to_operand<__half>(float v) {
+    return __float2half_rn(fabsf(v) > 65504.0f ? copysignf(65504.0f, v) : v);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 to_operand<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+// Rows [r0, r0 + 128) by columns [c0, c0 + 32) of M (rows x cols), converted, into dst[row][col]
+// (row stride TC_LD); outside M zero. Threads walk the index that is adjacent in memory fastest.
+template <class T, class Mat>
+__device__ __forceinline__ void tc_stage(const Mat& mat, int r0, int rows, int c0, int cols, bool transposed, T* dst) {
+    // as (row, col) of the operand: A (m, k) → dst[m][k]; B (k, n) → dst[n][k] (transposed = true)
+    for (int i = threadIdx.x; i < TC_BM * TC_BK; i += TC_THREADS) {
+        int r;
+        int c;
+        bool rowFast = transposed ? mat.colsAdjacent() : !mat.colsAdjacent();
+        if (rowFast) {
+            // B's n adjacent in memory: n (the staged row) fastest
+            r = i % TC_BM;
+            c = i / TC_BM;
+        } else {
+            r = i / TC_BK;
+            c = i % TC_BK;
+        }
+        float v = 0.0f;
+        if (r0 + r < rows && c0 + c < cols) {
+            v = transposed ? mat.at(c0 + c, r0 + r) : mat.at(r0 + r, c0 + c);
+        }
+        dst[r * TC_LD + c] = to_operand<T>(v);
+    }
+}
+
+// One 128 x 128 tile of C = A B (+ bias over rows or columns) on the tensor cores: 8 warps in a
+// 4 x 2 grid, each 32 x 64 of C as 2 x 4 accumulators of 16 x 16 (float32). A tile and B tile of
+// depth 32 are staged in shared memory as T (A row-major, B column-major, k adjacent in both).
+template <class T, class A, class B>
+__device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias,
+                             int biasType, int biasOverRows) {
+    using namespace nvcuda;
+    __shared__ __align__(32) T as[TC_BM * TC_LD];
+    __shared__ __align__(32) T bs[TC_BN * TC_LD];
+    __shared__ __align__(32) float out[TC_THREADS / 32][16 * 20];
+    int warp = threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    int wm = (warp / 2) * 32;
+    int wn = (warp % 2) * 64;
+    int m0 = blockIdx.y * TC_BM;
+    int n0 = blockIdx.x * TC_BN;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            wmma::fill_fragment(acc[i][j], 0.0f);
+        }
+    }
+    for (int k0 = 0; k0 < k; k0 += TC_BK) {
+        tc_stage<T>(a, m0, m, k0, k, false, as);
+        tc_stage<T>(b, n0, n, k0, k, true, bs);
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TC_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[4];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                wmma::load_matrix_sync(fa[i], as + (wm + 16 * i) * TC_LD + kk, TC_LD);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                wmma::load_matrix_sync(fb[j], bs + (wn + 16 * j) * TC_LD + kk, TC_LD);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    // each accumulator through the warp's 16 x 16 scratch (row stride 20) to C, bias added
+    float* scratch = out[warp];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            wmma::store_matrix_sync(scratch, acc[i][j], 20, wmma::mem_row_major);
+            __syncwarp();
+            for (int e = lane; e < 256; e += 32) {
+                int row = m0 + wm + 16 * i + e / 16;
+                int col = n0 + wn + 16 * j + e % 16;
+                if (row < m && col < n) {
+                    float v = scratch[(e / 16) * 20 + e % 16];
+                    if (bias != nullptr) {
+                        v += load_value(bias, biasOverRows ? row : col, biasType);
+                    }
+                    c[(long) row * ldc + col] = v;
+                }
+            }
+            __syncwarp();
+        }
+    }
+}
+
+// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]) on the tensor cores, operands converted to T.
+// grid (ceil(n / 128), ceil(m / 128), batch), 256 threads.
+template <class T>
+__device__ void gemm_tc(const void* a, int aType, long aBatch, int lda, int transA, const void* b, int bType, long bBatch,
+                        int ldb, int transB, float* c, long cBatch, int m, int n, int k, const void* bias, int biasType) {
+    long z = blockIdx.z;
+    Matrix ma = {a, aType, z * aBatch, lda, transA};
+    Matrix mb = {b, bType, z * bBatch, ldb, transB};
+    gemm_tc_tile<T>(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_tc_f16(const void* a, int aType, long aBatch, int lda,
+        int transA, const void* b, int bType, long bBatch, int ldb, int transB, float* c, long cBatch, int m, int n, int k,
+        const void* bias, int biasType) {
+    gemm_tc<__half>(a, aType, aBatch, lda, transA, b, bType, bBatch, ldb, transB, c, cBatch, m, n, k, bias, biasType);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_tc_bf16(const void* a, int aType, long aBatch, int lda,
+        int transA, const void* b, int bType, long bBatch, int ldb, int transB, float* c, long cBatch, int m, int n, int k,
+        const void* bias, int biasType) {
+    gemm_tc<__nv_bfloat16>(a, aType, aBatch, lda, transA, b, bType, bBatch, ldb, transB, c, cBatch, m, n, k, bias,
+                           biasType);
+}
+
+// The convolution as an implicit GEMM on the tensor cores (see conv2d_f32), operands converted to T.
+// grid (ceil(oh * ow / 128), ceil(cout / 128), batch), 256 threads.
+template <class T>
+__device__ void conv2d_tc(const float* x, const void* w, int wType, const void* bias, int biasType, float* y, int cin,
+                          int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow) {
+    long z = blockIdx.z;
+    Matrix ma = {w, wType, 0, cin * kh * kw, 0};
+    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
+    gemm_tc_tile<T>(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS) conv2d_tc_f16(const float* x, const void* w, int wType,
+        const void* bias, int biasType, float* y, int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad,
+        int oh, int ow) {
+    conv2d_tc<__half>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS) conv2d_tc_bf16(const float* x, const void* w, int wType,
+        const void* bias, int biasType, float* y, int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad,
+        int oh, int ow) {
+    conv2d_tc<__nv_bfloat16>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow);
 }
 
 // Attention with an online softmax (flash attention's recurrence), one thread per query: the whole

@@ -18,9 +18,10 @@ import jcuda.Pointer;
  * from a {@link DevicePool} (no device allocation per op once a step has run), every op is queued on
  * one stream, and data crosses to the host only in {@link #upload} and {@link #toHost}.
  *
- * <p>Every op has a kernel. The matrix products, the convolution (an implicit GEMM) and attention
- * (one thread per query with an online softmax, head dims up to 160) are first versions on the CUDA
- * cores in float32; tensor-core versions are to replace them.
+ * <p>Every op has a kernel. The matrix products and the convolution (an implicit GEMM) run on the
+ * tensor cores when an operand (the weight) is F16 or BF16, in that precision with float32
+ * accumulation, and on the CUDA cores in float32 otherwise ({@link #productKernel}); attention (one
+ * thread per query with an online softmax, head dims up to 160) runs on the CUDA cores in float32.
  */
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
@@ -423,10 +424,31 @@ public final class CudaBackend implements Backend {
     }
 
     private static final int TILE = 64;
+    private static final int TENSOR_CORE_TILE = 128;
     private static final int GEMM_THREADS = 256;
     private static final int ATTENTION_QUERIES = 64;
     private static final int ATTENTION_KEYS = 32;
     private static final int ATTENTION_MAX_HEAD_DIM = 160;
+
+    /**
+     * The kernel for a product of operands stored as these types: on the tensor cores (WMMA, float32
+     * accumulation) in BF16 when either operand is BF16, else in F16 when either is F16, the other
+     * operand converted as it is loaded (F16 saturating at ±65504); on the CUDA cores in float32 when
+     * both are float32. So a model computes in the precision of its weights.
+     */
+    static String productKernel(String base, DType a, DType b) {
+        if (a == DType.BF16 || b == DType.BF16) {
+            return base + "_tc_bf16";
+        }
+        if (a == DType.F16 || b == DType.F16) {
+            return base + "_tc_f16";
+        }
+        return base + "_f32";
+    }
+
+    private static int productTile(String kernel) {
+        return kernel.contains("_tc_") ? TENSOR_CORE_TILE : TILE;
+    }
 
     @Override
     public Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB) {
@@ -435,7 +457,9 @@ public final class CudaBackend implements Backend {
         int n = mm.n();
         int ka = mm.k();
         Tensor c = allocate(DType.F32, mm.outShape());
-        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), mm.batch(), GEMM_THREADS, 0,
+        String kernel = productKernel("gemm", a.dtype(), b.dtype());
+        int tile = productTile(kernel);
+        launchGrid(kernel, ceil(n, tile), ceil(m, tile), mm.batch(), GEMM_THREADS, 0,
                 pointer(a), typeCode(a), mm.batchedA() ? (long) m * ka : 0L, a.dim(-1), transA ? 1 : 0,
                 pointer(b), typeCode(b), mm.batchedB() ? (long) ka * n : 0L, b.dim(-1), transB ? 1 : 0,
                 pointer(c), (long) m * n, m, n, ka, null, 0);
@@ -450,7 +474,9 @@ public final class CudaBackend implements Backend {
         int n = weight.dim(0);
         int m = Math.toIntExact(x.numel() / Math.max(1, k));
         Tensor y = allocate(DType.F32, out);
-        launchGrid("gemm_f32", ceil(n, TILE), ceil(m, TILE), 1, GEMM_THREADS, 0,
+        String kernel = productKernel("gemm", x.dtype(), weight.dtype());
+        int tile = productTile(kernel);
+        launchGrid(kernel, ceil(n, tile), ceil(m, tile), 1, GEMM_THREADS, 0,
                 pointer(x), 0, 0L, k, 0, pointer(weight), typeCode(weight), 0L, k, 1,
                 pointer(y), 0L, m, n, k, bias == null ? null : pointer(bias), bias == null ? 0 : typeCode(bias));
         return y;
@@ -468,7 +494,9 @@ public final class CudaBackend implements Backend {
         int ow = out[3];
         int cout = weight.dim(0);
         Tensor y = allocate(DType.F32, out);
-        launchGrid("conv2d_f32", ceil(oh * ow, TILE), ceil(cout, TILE), x.dim(0), GEMM_THREADS, 0,
+        String kernel = productKernel("conv2d", x.dtype(), weight.dtype());
+        int tile = productTile(kernel);
+        launchGrid(kernel, ceil(oh * ow, tile), ceil(cout, tile), x.dim(0), GEMM_THREADS, 0,
                 pointer(x), pointer(weight), typeCode(weight), bias == null ? null : pointer(bias),
                 bias == null ? 0 : typeCode(bias), pointer(y), x.dim(1), h, w, cout, kh, kw, stride, padding, oh, ow);
         return y;

@@ -143,24 +143,67 @@ class CudaBackendTest {
         close(cpu.matmul(a, bt, false, true), gpu.matmul(gpu.upload(a), gpu.upload(bt), false, true), 1e-5, "A Bᵀ");
         close(cpu.matmul(at, bt, true, true), gpu.matmul(gpu.upload(at), gpu.upload(bt), true, true), 1e-5, "Aᵀ Bᵀ");
         Tensor shared = Tensor.ofHalf(random(16, 70, 45).toFloatArray(), DType.F16, 70, 45);
-        close(cpu.matmul(a, shared, false, false), gpu.matmul(gpu.upload(a), gpu.upload(shared), false, false), 1e-5,
-                "batched A, one F16 B");
+        close(cpu.matmul(a, shared, false, false), gpu.matmul(gpu.upload(a), gpu.upload(shared), false, false), F16_TOL,
+                "batched A, one F16 B (tensor cores)");
     }
+
+    /**
+     * Products with F16 (BF16) weights run on the tensor cores with the activations rounded to F16
+     * (BF16): a relative error of 2⁻¹¹ (2⁻⁸) per operand, and over K terms of random sign an error
+     * of a few of those relative to the largest output.
+     */
+    private static final double F16_TOL = 4 * Math.pow(2, -11);
+    private static final double BF16_TOL = 4 * Math.pow(2, -8);
 
     @Test
     void linearAndConvolutionWithHalfWeights() {
         Tensor x = random(17, 2, 77, 96);
         Tensor w = Tensor.ofHalf(random(18, 130, 96).toFloatArray(), DType.F16, 130, 96);
         Tensor bias = random(19, 130);
-        close(cpu.linear(x, w, bias), gpu.linear(gpu.upload(x), gpu.upload(w), gpu.upload(bias)), 1e-5, "linear");
-        close(cpu.linear(x, w, null), gpu.linear(gpu.upload(x), gpu.upload(w), null), 1e-5, "linear without bias");
+        close(cpu.linear(x, w, bias), gpu.linear(gpu.upload(x), gpu.upload(w), gpu.upload(bias)), F16_TOL, "linear");
+        close(cpu.linear(x, w, null), gpu.linear(gpu.upload(x), gpu.upload(w), null), F16_TOL, "linear without bias");
+        Tensor wf = random(18, 130, 96);
+        close(cpu.linear(x, wf, bias), gpu.linear(gpu.upload(x), gpu.upload(wf), gpu.upload(bias)), 1e-5,
+                "linear, float32 weight (CUDA cores)");
+        // several 128 x 128 tiles, K not a multiple of the tile depth 32, both orders of the operands
+        Tensor big = random(27, 300, 200);
+        Tensor wb = Tensor.ofHalf(random(28, 260, 200).toFloatArray(), DType.BF16, 260, 200);
+        close(cpu.linear(big, wb, null), gpu.linear(gpu.upload(big), gpu.upload(wb), null), BF16_TOL, "linear, BF16 weight");
+        Tensor wt = Tensor.ofHalf(random(29, 200, 260).toFloatArray(), DType.F16, 200, 260);
+        close(cpu.matmul(wt, big, true, true), gpu.matmul(gpu.upload(wt), gpu.upload(big), true, true), F16_TOL,
+                "F16 Aᵀ Bᵀ (tensor cores)");
         Tensor img = random(20, 2, 13, 19, 23);
         for (int[] c : new int[][] {{3, 1, 1}, {3, 2, 1}, {1, 1, 0}}) {
             Tensor k = Tensor.ofHalf(random(21, 70, 13, c[0], c[0]).toFloatArray(), DType.BF16, 70, 13, c[0], c[0]);
+            Tensor kh = Tensor.ofHalf(k.toFloatArray(), DType.F16, k.shape());
+            Tensor kf = Tensor.of(k.toFloatArray(), k.shape());
             Tensor kb = random(22, 70);
+            String what = "conv " + c[0] + "x" + c[0] + " stride " + c[1];
             close(cpu.conv2d(img, k, kb, c[1], c[2]), gpu.conv2d(gpu.upload(img), gpu.upload(k), gpu.upload(kb), c[1], c[2]),
-                    1e-5, "conv " + c[0] + "x" + c[0] + " stride " + c[1]);
+                    BF16_TOL, what + ", BF16 weight");
+            close(cpu.conv2d(img, kh, kb, c[1], c[2]), gpu.conv2d(gpu.upload(img), gpu.upload(kh), gpu.upload(kb), c[1], c[2]),
+                    F16_TOL, what + ", F16 weight");
+            close(cpu.conv2d(img, kf, kb, c[1], c[2]), gpu.conv2d(gpu.upload(img), gpu.upload(kf), gpu.upload(kb), c[1], c[2]),
+                    1e-5, what + ", float32 weight");
         }
+        // a 320-channel 3 x 3 convolution at 64 x 64: many tiles in both directions
+        Tensor x320 = random(30, 1, 320, 64, 64);
+        Tensor w320 = Tensor.ofHalf(random(31, 320, 320, 3, 3).toFloatArray(), DType.F16, 320, 320, 3, 3);
+        close(cpu.conv2d(x320, w320, null, 1, 1), gpu.conv2d(gpu.upload(x320), gpu.upload(w320), null, 1, 1), F16_TOL,
+                "conv 320 channels 64x64, F16 weight");
+    }
+
+    @Test
+    void halfActivationsSaturateInsteadOfOverflowing() {
+        // 1e5 is beyond F16's range: converted for the tensor cores it saturates at 65504, not infinity
+        Tensor x = Tensor.of(new float[] {1e5f, -1e5f, 1f, 2f}, 1, 4);
+        Tensor w = Tensor.ofHalf(new float[] {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, DType.F16, 3, 4);
+        float[] y = gpu.toHost(gpu.linear(gpu.upload(x), gpu.upload(w), null)).toFloatArray();
+        assertTrue(y[0] == 65504f && y[1] == -65504f && y[2] == 1f, java.util.Arrays.toString(y));
+        Tensor nan = Tensor.of(new float[] {1f, Float.NaN}, 1, 2);
+        Tensor w2 = Tensor.ofHalf(new float[] {1, 1}, DType.F16, 1, 2);
+        assertTrue(Float.isNaN(gpu.toHost(gpu.linear(gpu.upload(nan), gpu.upload(w2), null)).toFloatArray()[0]),
+                "NaN stays NaN");
     }
 
     @Test

@@ -2,6 +2,7 @@ package dev.jdiffusion.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
@@ -22,6 +23,8 @@ public final class FakeDevice implements Device {
     final Map<String, List<PtxFunctions.Param>> signatures = new HashMap<>();
     final Set<Long> live = new HashSet<>();
     final Set<String> launched = new LinkedHashSet<>();
+    /** Every launch as "kernel XxYxZ" (its grid), in order. */
+    final List<String> grids = new ArrayList<>();
     long next;
     int allocations;
     int launches;
@@ -88,6 +91,7 @@ public final class FakeDevice implements Device {
             }
         }
         launched.add(kernel);
+        grids.add(kernel + " " + gridX + "x" + gridY + "x" + gridZ);
         launches++;
     }
 

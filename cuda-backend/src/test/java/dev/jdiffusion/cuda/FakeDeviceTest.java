@@ -69,14 +69,36 @@ class FakeDeviceTest {
             gpu.matmul(m, gpu.upload(random(r, DType.F16, 70, 45)), false, false);
             gpu.matmul(m, m, false, true);
             gpu.linear(m, gpu.upload(random(r, DType.F16, 20, 70)), gpu.upload(random(r, DType.F32, 20)));
+            gpu.linear(m, gpu.upload(random(r, DType.BF16, 20, 70)), null);
+            gpu.linear(m, gpu.upload(random(r, DType.F32, 20, 70)), null);
             gpu.conv2d(x, gpu.upload(random(r, DType.F16, 32, 64, 3, 3)), null, 2, 1);
+            gpu.conv2d(x, gpu.upload(random(r, DType.BF16, 32, 64, 1, 1)), gpu.upload(random(r, DType.F32, 32)), 1, 0);
+            gpu.conv2d(x, gpu.upload(random(r, DType.F32, 32, 64, 3, 3)), null, 1, 1);
             gpu.attention(m, m, m, 5, true);
             assertArrayEquals(new float[12], gpu.toHost(gpu.zeros(3, 4)).toFloatArray());
         }
         assertEquals(Set.of("silu_f32", "gelu_f32", "gelu_tanh_f32", "quick_gelu_f32", "geglu_f32", "scale_f32", "binary_f32",
                 "group_norm_f32", "layer_norm_f32", "softmax_f32", "upsample_nearest2x_f32", "concat_part_f32", "permute_f32",
-                "embedding_f32", "timestep_embedding_f32", "gemm_f32", "conv2d_f32", "attention_f32"), dev.launched);
+                "embedding_f32", "timestep_embedding_f32", "gemm_f32", "gemm_tc_f16", "gemm_tc_bf16", "conv2d_f32",
+                "conv2d_tc_f16", "conv2d_tc_bf16", "attention_f32"), dev.launched);
         assertTrue(dev.live.isEmpty(), "closing frees every block");
+    }
+
+    @Test
+    void productsRunInThePrecisionOfTheirWeights() {
+        assertEquals("gemm_f32", CudaBackend.productKernel("gemm", DType.F32, DType.F32));
+        assertEquals("gemm_tc_f16", CudaBackend.productKernel("gemm", DType.F32, DType.F16));
+        assertEquals("gemm_tc_f16", CudaBackend.productKernel("gemm", DType.F16, DType.F32));
+        assertEquals("conv2d_tc_bf16", CudaBackend.productKernel("conv2d", DType.F32, DType.BF16));
+        assertEquals("gemm_tc_bf16", CudaBackend.productKernel("gemm", DType.F16, DType.BF16));
+        FakeDevice dev = new FakeDevice();
+        Random r = new Random(3);
+        try (CudaBackend gpu = dev.backend()) {
+            Tensor x = gpu.upload(random(r, DType.F32, 300, 70));
+            gpu.linear(x, gpu.upload(random(r, DType.F16, 130, 70)), null);
+        }
+        // 128 x 128 tiles on the tensor cores: ceil(130 / 128) x ceil(300 / 128) blocks
+        assertEquals(List.of("gemm_tc_f16 2x3x1"), dev.grids);
     }
 
     @Test
@@ -110,7 +132,8 @@ class FakeDeviceTest {
             Tensor out = unet.forward(x, new float[] {500, 500}, ctx, y, (name, t) -> seen.add(t));
             assertArrayEquals(new int[] {2, 4, 16, 16}, out.shape());
             assertFalse(seen.isEmpty());
-            assertTrue(dev.launched.containsAll(List.of("conv2d_f32", "group_norm_f32", "attention_f32", "gemm_f32",
+            // F16 weights: the convolutions and linear layers on the tensor cores
+            assertTrue(dev.launched.containsAll(List.of("conv2d_tc_f16", "group_norm_f32", "attention_f32", "gemm_tc_f16",
                     "geglu_f32", "timestep_embedding_f32")), dev.launched.toString());
         }
     }
