@@ -362,3 +362,168 @@ extern "C" __global__ void attention_f32(const float* q, const float* k, const f
         }
     }
 }
+
+// ---- attention on the tensor cores ------------------------------------------------------------------
+
+#define FA_QUERIES 64
+#define FA_KEYS 32
+#define FA_WARPS 4
+#define FA_THREADS (32 * FA_WARPS)
+#define FA_MAX_D 160
+#define FA_LDS (FA_KEYS + 4)
+#define FA_LDP (FA_KEYS + 8)
+
+// Flash attention with Q Kᵀ and P V on the tensor cores (F16 operands, float32 accumulation; Q, K, V
+// converted as they are staged, saturating at ±65504) and the online softmax in float32. A block
+// takes 64 queries of one head (4 warps of 16), a key block 32 keys. DP is the head dim rounded up
+// to 16 (the padding columns are zero). Lanes 2r and 2r + 1 of a warp own its query row r: the
+// row's softmax over 16 keys each, and of the output the columns (lane % 2) · 8 .. + 8 of every
+// 16-column chunk, kept in registers.
+template <int DP>
+__device__ void attention_tc_body(const float* q, const float* k, const float* v, float* out, int nq, int nk, int heads,
+                                  int d, float scale, int causal, __half* stage, float* scratch, __half* probs) {
+    using namespace nvcuda;
+    const int lds = DP + 8;
+    int b = blockIdx.z;
+    int h = blockIdx.y;
+    int q0 = blockIdx.x * FA_QUERIES;
+    int warp = threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    int width = heads * d;
+    for (int i = threadIdx.x; i < FA_QUERIES * DP; i += FA_THREADS) {
+        int r = i / DP;
+        int c = i % DP;
+        float x = q0 + r < nq && c < d ? q[((long) b * nq + q0 + r) * width + h * d + c] : 0.0f;
+        stage[r * lds + c] = to_operand<__half>(x);
+    }
+    __syncthreads();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> qf[DP / 16];
+#pragma unroll
+    for (int c = 0; c < DP / 16; c++) {
+        wmma::load_matrix_sync(qf[c], stage + 16 * warp * lds + 16 * c, lds);
+    }
+    __syncthreads();
+    __half* ks = stage;
+    __half* vs = stage + FA_KEYS * lds;
+    float* s = scratch + warp * 16 * FA_LDS;
+    __half* p = probs + warp * 16 * FA_LDP;
+    int row = lane / 2;
+    int half = lane % 2;
+    int qi = q0 + 16 * warp + row;
+    float o[DP / 2];
+#pragma unroll
+    for (int i = 0; i < DP / 2; i++) {
+        o[i] = 0.0f;
+    }
+    float m = -CUDART_INF_F;
+    float l = 0.0f;
+    int last = causal ? min(nk, q0 + FA_QUERIES) : nk;
+    for (int k0 = 0; k0 < last; k0 += FA_KEYS) {
+        for (int i = threadIdx.x; i < FA_KEYS * DP; i += FA_THREADS) {
+            int kk = i / DP;
+            int c = i % DP;
+            bool in = k0 + kk < nk && c < d;
+            long src = ((long) b * nk + k0 + kk) * width + h * d + c;
+            ks[kk * lds + c] = to_operand<__half>(in ? k[src] : 0.0f);
+            vs[kk * lds + c] = to_operand<__half>(in ? v[src] : 0.0f);
+        }
+        __syncthreads();
+        // S = Q Kᵀ: this warp's 16 queries by the block's 32 keys (K read column-major: key-major rows)
+#pragma unroll
+        for (int j = 0; j < FA_KEYS / 16; j++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int c = 0; c < DP / 16; c++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> kf;
+                wmma::load_matrix_sync(kf, ks + 16 * j * lds + 16 * c, lds);
+                wmma::mma_sync(acc, qf[c], kf, acc);
+            }
+            wmma::store_matrix_sync(s + 16 * j, acc, FA_LDS, wmma::mem_row_major);
+        }
+        __syncwarp();
+        // the online softmax of row `row` over this key block
+        float sv[16];
+        float mx = -CUDART_INF_F;
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            int key = k0 + 16 * half + e;
+            bool ok = key < nk && (!causal || key <= qi);
+            sv[e] = ok ? s[row * FA_LDS + 16 * half + e] * scale : -CUDART_INF_F;
+            mx = fmaxf(mx, sv[e]);
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        float mNew = fmaxf(m, mx);
+        bool none = mNew == -CUDART_INF_F; // no key seen yet: nothing to rescale, nothing to add
+        float corr = none ? 1.0f : expf(m - mNew);
+        float sum = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            float pe = none ? 0.0f : expf(sv[e] - mNew);
+            sum += pe;
+            p[row * FA_LDP + 16 * half + e] = __float2half_rn(pe);
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * corr + sum;
+        m = mNew;
+        __syncwarp();
+        // O = O · corr + P V, 16 output columns at a time through the warp's scratch
+#pragma unroll
+        for (int c = 0; c < DP / 16; c++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int t = 0; t < FA_KEYS / 16; t++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> pf;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> vf;
+                wmma::load_matrix_sync(pf, p + 16 * t, FA_LDP);
+                wmma::load_matrix_sync(vf, vs + 16 * t * lds + 16 * c, lds);
+                wmma::mma_sync(acc, pf, vf, acc);
+            }
+            wmma::store_matrix_sync(s, acc, FA_LDS, wmma::mem_row_major);
+            __syncwarp();
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                o[8 * c + e] = o[8 * c + e] * corr + s[row * FA_LDS + 8 * half + e];
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+    }
+    if (qi < nq) {
+        float inv = 1.0f / l;
+#pragma unroll
+        for (int c = 0; c < DP / 16; c++) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                int col = 16 * c + 8 * half + e;
+                if (col < d) {
+                    out[((long) b * nq + qi) * width + h * d + col] = o[8 * c + e] * inv;
+                }
+            }
+        }
+    }
+}
+
+// q [B, nq, H*d], k and v [B, nk, H*d], out [B, nq, H*d]; d <= 160.
+// grid (ceil(nq / 64), heads, batch), 128 threads.
+extern "C" __global__ void __launch_bounds__(FA_THREADS) attention_tc_f16(const float* q, const float* k, const float* v,
+        float* out, int nq, int nk, int heads, int d, float scale, int causal) {
+    // Q staged first (64 rows), then the key block's K and V (32 rows each) in the same place
+    __shared__ __align__(32) __half stage[2 * FA_KEYS * (FA_MAX_D + 8)];
+    __shared__ __align__(32) float scratch[FA_WARPS * 16 * FA_LDS];
+    __shared__ __align__(32) __half probs[FA_WARPS * 16 * FA_LDP];
+    switch ((d + 15) / 16) {
+        case 1: attention_tc_body<16>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 2: attention_tc_body<32>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 3: attention_tc_body<48>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 4: attention_tc_body<64>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 5: attention_tc_body<80>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 6: attention_tc_body<96>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 7: attention_tc_body<112>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 8: attention_tc_body<128>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 9: attention_tc_body<144>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        case 10: attention_tc_body<160>(q, k, v, out, nq, nk, heads, d, scale, causal, stage, scratch, probs); break;
+        default: break;
+    }
+}

@@ -20,8 +20,9 @@ import jcuda.Pointer;
  *
  * <p>Every op has a kernel. The matrix products and the convolution (an implicit GEMM) run on the
  * tensor cores when an operand (the weight) is F16 or BF16, in that precision with float32
- * accumulation, and on the CUDA cores in float32 otherwise ({@link #productKernel}); attention (one
- * thread per query with an online softmax, head dims up to 160) runs on the CUDA cores in float32.
+ * accumulation, and on the CUDA cores in float32 otherwise ({@link #productKernel}); attention runs on
+ * the tensor cores in F16 with a float32 softmax. A backend opened with full precision runs all of
+ * them in float32 on the CUDA cores.
  */
 public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
@@ -29,6 +30,7 @@ public final class CudaBackend implements Backend {
 
     private final Device device;
     private final DevicePool<Device.Block> pool;
+    private final boolean fullPrecision;
 
     /** Device memory of a tensor: a pooled block, given back on {@link #release()}. */
     static final class DeviceStorage implements Storage {
@@ -63,7 +65,12 @@ public final class CudaBackend implements Backend {
     }
 
     CudaBackend(Device device) {
+        this(device, false);
+    }
+
+    CudaBackend(Device device, boolean fullPrecision) {
         this.device = device;
+        this.fullPrecision = fullPrecision;
         this.pool = new DevicePool<>(new DevicePool.Allocator<>() {
             @Override
             public Device.Block allocate(long bytes) {
@@ -84,7 +91,17 @@ public final class CudaBackend implements Backend {
 
     /** The backend on the device with this ordinal; throws with the reason when it cannot be used. */
     public static CudaBackend open(int ordinal) {
-        return new CudaBackend(new JCudaDevice(ordinal));
+        return open(ordinal, false);
+    }
+
+    /**
+     * The backend on the device with this ordinal; with {@code fullPrecision} every product,
+     * convolution and attention runs in float32 on the CUDA cores (slower; for comparison with the
+     * CPU backend), otherwise on the tensor cores as described at {@link #productKernel} and
+     * {@link #attention}. Throws with the reason when the device cannot be used.
+     */
+    public static CudaBackend open(int ordinal, boolean fullPrecision) {
+        return new CudaBackend(new JCudaDevice(ordinal), fullPrecision);
     }
 
     @Override
@@ -429,6 +446,8 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_QUERIES = 64;
     private static final int ATTENTION_KEYS = 32;
     private static final int ATTENTION_MAX_HEAD_DIM = 160;
+    private static final int TENSOR_CORE_QUERIES = 64;
+    private static final int TENSOR_CORE_ATTENTION_THREADS = 128;
 
     /**
      * The kernel for a product of operands stored as these types: on the tensor cores (WMMA, float32
@@ -446,6 +465,10 @@ public final class CudaBackend implements Backend {
         return base + "_f32";
     }
 
+    private String product(String base, Tensor a, Tensor b) {
+        return fullPrecision ? base + "_f32" : productKernel(base, a.dtype(), b.dtype());
+    }
+
     private static int productTile(String kernel) {
         return kernel.contains("_tc_") ? TENSOR_CORE_TILE : TILE;
     }
@@ -457,7 +480,7 @@ public final class CudaBackend implements Backend {
         int n = mm.n();
         int ka = mm.k();
         Tensor c = allocate(DType.F32, mm.outShape());
-        String kernel = productKernel("gemm", a.dtype(), b.dtype());
+        String kernel = product("gemm", a, b);
         int tile = productTile(kernel);
         launchGrid(kernel, ceil(n, tile), ceil(m, tile), mm.batch(), GEMM_THREADS, 0,
                 pointer(a), typeCode(a), mm.batchedA() ? (long) m * ka : 0L, a.dim(-1), transA ? 1 : 0,
@@ -474,7 +497,7 @@ public final class CudaBackend implements Backend {
         int n = weight.dim(0);
         int m = Math.toIntExact(x.numel() / Math.max(1, k));
         Tensor y = allocate(DType.F32, out);
-        String kernel = productKernel("gemm", x.dtype(), weight.dtype());
+        String kernel = product("gemm", x, weight);
         int tile = productTile(kernel);
         launchGrid(kernel, ceil(n, tile), ceil(m, tile), 1, GEMM_THREADS, 0,
                 pointer(x), 0, 0L, k, 0, pointer(weight), typeCode(weight), 0L, k, 1,
@@ -494,7 +517,7 @@ public final class CudaBackend implements Backend {
         int ow = out[3];
         int cout = weight.dim(0);
         Tensor y = allocate(DType.F32, out);
-        String kernel = productKernel("conv2d", x.dtype(), weight.dtype());
+        String kernel = product("conv2d", x, weight);
         int tile = productTile(kernel);
         launchGrid(kernel, ceil(oh * ow, tile), ceil(cout, tile), x.dim(0), GEMM_THREADS, 0,
                 pointer(x), pointer(weight), typeCode(weight), bias == null ? null : pointer(bias),
@@ -502,6 +525,12 @@ public final class CudaBackend implements Backend {
         return y;
     }
 
+    /**
+     * Attention with an online softmax, the score matrix never stored: on the tensor cores (Q·Kᵀ and
+     * P·V with F16 operands and float32 accumulation, the softmax in float32; 64 queries per block, 32
+     * keys per step), or with full precision in float32 on the CUDA cores (one thread per query).
+     * Head dims up to 160.
+     */
     @Override
     public Tensor attention(Tensor q, Tensor k, Tensor v, int heads, boolean causal) {
         requireF32(q);
@@ -513,9 +542,15 @@ public final class CudaBackend implements Backend {
             throw new ShapeException("the CUDA attention kernel takes head dims up to " + ATTENTION_MAX_HEAD_DIM + ", got " + d);
         }
         Tensor out = allocate(DType.F32, q.shape());
-        launchGrid("attention_f32", ceil(q.dim(1), ATTENTION_QUERIES), heads, q.dim(0), ATTENTION_QUERIES,
-                2 * ATTENTION_KEYS * d * 4, pointer(q), pointer(k), pointer(v), pointer(out), q.dim(1), k.dim(1), heads, d,
-                (float) (1 / Math.sqrt(d)), causal ? 1 : 0);
+        if (fullPrecision) {
+            launchGrid("attention_f32", ceil(q.dim(1), ATTENTION_QUERIES), heads, q.dim(0), ATTENTION_QUERIES,
+                    2 * ATTENTION_KEYS * d * 4, pointer(q), pointer(k), pointer(v), pointer(out), q.dim(1), k.dim(1),
+                    heads, d, (float) (1 / Math.sqrt(d)), causal ? 1 : 0);
+        } else {
+            launchGrid("attention_tc_f16", ceil(q.dim(1), TENSOR_CORE_QUERIES), heads, q.dim(0), TENSOR_CORE_ATTENTION_THREADS,
+                    0, pointer(q), pointer(k), pointer(v), pointer(out), q.dim(1), k.dim(1), heads, d,
+                    (float) (1 / Math.sqrt(d)), causal ? 1 : 0);
+        }
         return out;
     }
 

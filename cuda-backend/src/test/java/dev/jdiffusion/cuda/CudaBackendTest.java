@@ -22,6 +22,8 @@ import org.junit.jupiter.api.Test;
 class CudaBackendTest {
     private static CpuBackend cpu;
     private static CudaBackend gpu;
+    /** All in float32 on the CUDA cores. */
+    private static CudaBackend full;
 
     @BeforeAll
     static void open() {
@@ -29,12 +31,16 @@ class CudaBackendTest {
         Assumptions.assumeTrue(probe.available(), "no CUDA device: " + probe.reason());
         cpu = new CpuBackend(2);
         gpu = CudaBackend.open();
+        full = CudaBackend.open(0, true);
     }
 
     @AfterAll
     static void close() {
         if (gpu != null) {
             gpu.close();
+        }
+        if (full != null) {
+            full.close();
         }
         if (cpu != null) {
             cpu.close();
@@ -206,21 +212,46 @@ class CudaBackendTest {
                 "NaN stays NaN");
     }
 
+    /**
+     * Attention on the tensor cores: Q, K, V and the probabilities rounded to F16 (2⁻¹¹ each), the
+     * scores and the softmax in float32; with inputs of unit variance the error stays well inside
+     * 10⁻² of the largest output.
+     */
+    private static final double F16_ATTENTION_TOL = 1e-2;
+
     @Test
     void attentionAtTheHeadDimsOfTheModels() {
-        for (int[] c : new int[][] {{8, 40, 300, 77}, {5, 64, 130, 130}, {10, 80, 70, 250}, {2, 160, 65, 33}}) {
+        for (int[] c : new int[][] {{8, 40, 300, 77}, {5, 64, 130, 130}, {10, 80, 70, 250}, {2, 160, 65, 33}, {3, 8, 5, 40}}) {
             int heads = c[0];
             int width = heads * c[1];
-            Tensor q = random(23, 2, c[2], width);
-            Tensor k = random(24, 2, c[3], width);
-            Tensor v = random(25, 2, c[3], width);
-            close(cpu.attention(q, k, v, heads, false), gpu.attention(gpu.upload(q), gpu.upload(k), gpu.upload(v), heads, false),
-                    1e-5, "attention " + heads + "x" + c[1]);
+            Tensor q = cpu.scale(random(23, 2, c[2], width), 0.5f);
+            Tensor k = cpu.scale(random(24, 2, c[3], width), 0.5f);
+            Tensor v = cpu.scale(random(25, 2, c[3], width), 0.5f);
+            Tensor want = cpu.attention(q, k, v, heads, false);
+            String what = "attention " + heads + "x" + c[1] + ", " + c[2] + " queries, " + c[3] + " keys";
+            close(want, gpu.attention(gpu.upload(q), gpu.upload(k), gpu.upload(v), heads, false), F16_ATTENTION_TOL,
+                    what + " (tensor cores)");
+            close(want, full.attention(full.upload(q), full.upload(k), full.upload(v), heads, false), 1e-5,
+                    what + " (float32)");
         }
-        Tensor t = random(26, 3, 77, 64);
-        close(cpu.attention(t, t, t, 4, true), gpu.attention(gpu.upload(t), gpu.upload(t), gpu.upload(t), 4, true), 1e-5,
-                "causal attention (CLIP)");
+        Tensor t = cpu.scale(random(26, 3, 77, 64), 0.5f);
+        Tensor causal = cpu.attention(t, t, t, 4, true);
+        close(causal, gpu.attention(gpu.upload(t), gpu.upload(t), gpu.upload(t), 4, true), F16_ATTENTION_TOL,
+                "causal attention (CLIP), tensor cores");
+        close(causal, full.attention(full.upload(t), full.upload(t), full.upload(t), 4, true), 1e-5,
+                "causal attention (CLIP), float32");
         assertThrows(dev.jdiffusion.core.tensor.ShapeException.class,
                 () -> gpu.attention(gpu.upload(t), gpu.upload(t), gpu.upload(t), 3, false));
+    }
+
+    @Test
+    void fullPrecisionRunsHalfWeightsInFloat32() {
+        Tensor x = random(32, 2, 77, 96);
+        Tensor w = Tensor.ofHalf(random(33, 130, 96).toFloatArray(), DType.F16, 130, 96);
+        close(cpu.linear(x, w, null), full.linear(full.upload(x), full.upload(w), null), 1e-5, "linear, F16 weight, float32");
+        Tensor img = random(34, 1, 13, 19, 23);
+        Tensor k = Tensor.ofHalf(random(35, 70, 13, 3, 3).toFloatArray(), DType.BF16, 70, 13, 3, 3);
+        close(cpu.conv2d(img, k, null, 1, 1), full.conv2d(full.upload(img), full.upload(k), null, 1, 1), 1e-5,
+                "conv, BF16 weight, float32");
     }
 }

@@ -80,7 +80,7 @@ class FakeDeviceTest {
         assertEquals(Set.of("silu_f32", "gelu_f32", "gelu_tanh_f32", "quick_gelu_f32", "geglu_f32", "scale_f32", "binary_f32",
                 "group_norm_f32", "layer_norm_f32", "softmax_f32", "upsample_nearest2x_f32", "concat_part_f32", "permute_f32",
                 "embedding_f32", "timestep_embedding_f32", "gemm_f32", "gemm_tc_f16", "gemm_tc_bf16", "conv2d_f32",
-                "conv2d_tc_f16", "conv2d_tc_bf16", "attention_f32"), dev.launched);
+                "conv2d_tc_f16", "conv2d_tc_bf16", "attention_tc_f16"), dev.launched);
         assertTrue(dev.live.isEmpty(), "closing frees every block");
     }
 
@@ -99,6 +99,15 @@ class FakeDeviceTest {
         }
         // 128 x 128 tiles on the tensor cores: ceil(130 / 128) x ceil(300 / 128) blocks
         assertEquals(List.of("gemm_tc_f16 2x3x1"), dev.grids);
+        FakeDevice fullDev = new FakeDevice();
+        try (CudaBackend gpu = new CudaBackend(fullDev, true)) {
+            Tensor x = gpu.upload(random(r, DType.F32, 2, 300, 80));
+            gpu.linear(x, gpu.upload(random(r, DType.F16, 130, 80)), null);
+            gpu.conv2d(gpu.upload(random(r, DType.F32, 1, 8, 5, 5)), gpu.upload(random(r, DType.BF16, 4, 8, 3, 3)), null, 1, 1);
+            gpu.attention(x, x, x, 2, false);
+        }
+        // full precision: float32 on the CUDA cores, 64 x 64 product tiles, 64 queries per attention block
+        assertEquals(List.of("gemm_f32 3x10x1", "conv2d_f32 1x1x1", "attention_f32 5x2x2"), fullDev.grids);
     }
 
     @Test
@@ -133,7 +142,7 @@ class FakeDeviceTest {
             assertArrayEquals(new int[] {2, 4, 16, 16}, out.shape());
             assertFalse(seen.isEmpty());
             // F16 weights: the convolutions and linear layers on the tensor cores
-            assertTrue(dev.launched.containsAll(List.of("conv2d_tc_f16", "group_norm_f32", "attention_f32", "gemm_tc_f16",
+            assertTrue(dev.launched.containsAll(List.of("conv2d_tc_f16", "group_norm_f32", "attention_tc_f16", "gemm_tc_f16",
                     "geglu_f32", "timestep_embedding_f32")), dev.launched.toString());
         }
     }

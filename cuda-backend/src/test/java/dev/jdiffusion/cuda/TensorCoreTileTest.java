@@ -8,12 +8,14 @@ import java.util.function.DoubleUnaryOperator;
 import org.junit.jupiter.api.Test;
 
 /**
- * A Java twin of the tensor-core product in {@code linalg.cu} ({@code tc_stage}, {@code gemm_tc_tile}
- * with the arguments {@code gemm_tc} and {@code conv2d_tc} give it): the same tiles, staging (which
- * element goes where, bounds, conversion to F16/BF16), warp and fragment offsets and epilogue, with
- * WMMA's 16×16×16 product written out. Run over whole grids, it must give the product of the
- * converted operands, so the index arithmetic is checked here; the kernels themselves run only on a
- * GPU ({@code CudaBackendTest}).
+ * Java twins of the tensor-core kernels in {@code linalg.cu}: the product ({@code tc_stage},
+ * {@code gemm_tc_tile} with the arguments {@code gemm_tc} and {@code conv2d_tc} give it: the same
+ * tiles, staging (which element goes where, bounds, conversion to F16/BF16), warp and fragment
+ * offsets and epilogue) and attention ({@code attention_tc_body}: staging, the per-warp scores, each
+ * lane pair's online softmax and output columns, masking), with WMMA's 16×16×16 products written
+ * out. Run over whole grids they must give the product of the converted operands and float64
+ * attention within F16 rounding, so the index arithmetic is checked here; the kernels themselves run
+ * only on a GPU ({@code CudaBackendTest}).
  */
 class TensorCoreTileTest {
     private static final int BM = 128;
@@ -269,5 +271,161 @@ class TensorCoreTileTest {
         assertEquals(1.0, toBf16(1 + Math.pow(2, -9)));
         assertEquals(1.0, toBf16(1 + Math.pow(2, -8))); // a tie: to even
         assertEquals(3e38, toBf16(3e38), 3e38 * Math.pow(2, -8));
+    }
+
+    /** attention_tc_body for one block (bx = query block, head h, batch entry b), as its 4 warps and their lanes run it. */
+    private static void attentionBlock(float[] q, float[] k, float[] v, float[] out, int nq, int nk, int heads, int d,
+                                       float scale, boolean causal, int bx, int h, int b) {
+        int dp = (d + 15) / 16 * 16;
+        int lds = dp + 8;
+        int width = heads * d;
+        int q0 = bx * 64;
+        double[] qs = new double[64 * lds];
+        for (int i = 0; i < 64 * dp; i++) {
+            int r = i / dp;
+            int c = i % dp;
+            float x = q0 + r < nq && c < d ? q[(int) (((long) b * nq + q0 + r) * width + h * d + c)] : 0f;
+            qs[r * lds + c] = toF16(x);
+        }
+        double[] ks = new double[32 * lds];
+        double[] vs = new double[32 * lds];
+        float[][] o = new float[64][dp];
+        float[] m = new float[64];
+        float[] l = new float[64];
+        java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        int last = causal ? Math.min(nk, q0 + 64) : nk;
+        for (int k0 = 0; k0 < last; k0 += 32) {
+            for (int i = 0; i < 32 * dp; i++) {
+                int kk = i / dp;
+                int c = i % dp;
+                boolean in = k0 + kk < nk && c < d;
+                int src = (int) (((long) b * nk + k0 + kk) * width + h * d + c);
+                ks[kk * lds + c] = toF16(in ? k[src] : 0f);
+                vs[kk * lds + c] = toF16(in ? v[src] : 0f);
+            }
+            for (int warp = 0; warp < 4; warp++) {
+                float[] s = new float[16 * 36];
+                for (int r = 0; r < 16; r++) {
+                    for (int key = 0; key < 32; key++) {
+                        double acc = 0;
+                        for (int c = 0; c < dp; c++) {
+                            acc += qs[(16 * warp + r) * lds + c] * ks[key * lds + c];
+                        }
+                        s[r * 36 + key] = (float) acc;
+                    }
+                }
+                for (int row = 0; row < 16; row++) {
+                    int qi = q0 + 16 * warp + row;
+                    int g = 16 * warp + row;
+                    // lanes 2·row and 2·row + 1: keys 16·half .. + 16 each, maxima and sums exchanged
+                    float[] sv = new float[32];
+                    float mx = Float.NEGATIVE_INFINITY;
+                    for (int e = 0; e < 32; e++) {
+                        int key = k0 + e;
+                        boolean ok = key < nk && (!causal || key <= qi);
+                        sv[e] = ok ? s[row * 36 + e] * scale : Float.NEGATIVE_INFINITY;
+                        mx = Math.max(mx, sv[e]);
+                    }
+                    float mNew = Math.max(m[g], mx);
+                    boolean none = mNew == Float.NEGATIVE_INFINITY;
+                    float corr = none ? 1f : (float) Math.exp(m[g] - mNew);
+                    double[] p = new double[32];
+                    float sum = 0;
+                    for (int e = 0; e < 32; e++) {
+                        float pe = none ? 0f : (float) Math.exp(sv[e] - mNew);
+                        sum += pe;
+                        p[e] = toF16(pe);
+                    }
+                    l[g] = l[g] * corr + sum;
+                    m[g] = mNew;
+                    for (int col = 0; col < dp; col++) {
+                        double pv = 0;
+                        for (int key = 0; key < 32; key++) {
+                            pv += p[key] * vs[key * lds + col];
+                        }
+                        o[g][col] = o[g][col] * corr + (float) pv;
+                    }
+                }
+            }
+        }
+        for (int g = 0; g < 64; g++) {
+            int qi = q0 + g;
+            if (qi < nq) {
+                for (int col = 0; col < d; col++) {
+                    out[(int) (((long) b * nq + qi) * width + h * d + col)] = o[g][col] / l[g];
+                }
+            }
+        }
+    }
+
+    @Test
+    void attentionOnTheTensorCoresFollowsTheSoftmaxOverEveryKeyBlock() {
+        Random rnd = new Random(7);
+        // head dims of the models and odd ones (padded to 16), key counts not multiples of 32, causal
+        for (int[] c : new int[][] {{2, 40, 100, 77, 0}, {1, 64, 70, 130, 0}, {3, 8, 65, 65, 1}, {1, 160, 20, 33, 0},
+                {2, 24, 77, 77, 1}}) {
+            int heads = c[0];
+            int d = c[1];
+            int nq = c[2];
+            int nk = c[3];
+            boolean causal = c[4] == 1;
+            int batch = 2;
+            int width = heads * d;
+            float[] q = random(rnd, batch * nq * width);
+            float[] k = random(rnd, batch * nk * width);
+            float[] v = random(rnd, batch * nk * width);
+            for (float[] a : new float[][] {q, k, v}) {
+                for (int i = 0; i < a.length; i++) {
+                    a[i] *= 0.5f;
+                }
+            }
+            float scale = (float) (1 / Math.sqrt(d));
+            float[] out = new float[batch * nq * width];
+            java.util.Arrays.fill(out, Float.NaN);
+            for (int b = 0; b < batch; b++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int bx = 0; bx < (nq + 63) / 64; bx++) {
+                        attentionBlock(q, k, v, out, nq, nk, heads, d, scale, causal, bx, h, b);
+                    }
+                }
+            }
+            double[] want = new double[out.length];
+            for (int b = 0; b < batch; b++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < nq; i++) {
+                        int keys = causal ? Math.min(nk, i + 1) : nk;
+                        double[] w = new double[keys];
+                        double mx = Double.NEGATIVE_INFINITY;
+                        for (int j = 0; j < keys; j++) {
+                            double dot = 0;
+                            for (int t = 0; t < d; t++) {
+                                dot += (double) q[(b * nq + i) * width + h * d + t] * k[(b * nk + j) * width + h * d + t];
+                            }
+                            w[j] = dot * scale;
+                            mx = Math.max(mx, w[j]);
+                        }
+                        double z = 0;
+                        for (int j = 0; j < keys; j++) {
+                            w[j] = Math.exp(w[j] - mx);
+                            z += w[j];
+                        }
+                        for (int t = 0; t < d; t++) {
+                            double acc = 0;
+                            for (int j = 0; j < keys; j++) {
+                                acc += w[j] * v[(b * nk + j) * width + h * d + t];
+                            }
+                            want[(b * nq + i) * width + h * d + t] = acc / z;
+                        }
+                    }
+                }
+            }
+            double worst = 0;
+            for (int i = 0; i < out.length; i++) {
+                assertTrue(!Float.isNaN(out[i]), "element " + i + " not written");
+                worst = Math.max(worst, Math.abs(out[i] - want[i]));
+            }
+            // F16 operands and probabilities: a few units of 2⁻¹¹ on outputs of order 1
+            assertTrue(worst <= 8 * Math.pow(2, -11), "attention " + java.util.Arrays.toString(c) + ": max error " + worst);
+        }
     }
 }
