@@ -157,12 +157,13 @@ template <> __device__ __forceinline__ __nv_bfloat16 to_operand<__nv_bfloat16>(f
 template <class T, class Mat>
 __device__ __forceinline__ void tc_stage(const Mat& mat, int r0, int rows, int c0, int cols, bool transposed, T* dst) {
     // as (row, col) of the operand: A (m, k) → dst[m][k]; B (k, n) → dst[n][k] (transposed = true)
+    static_assert(TC_BM == TC_BN, "A and B tiles are staged by the same loop");
+    bool rowFast = transposed ? mat.colsAdjacent() : !mat.colsAdjacent();
     for (int i = threadIdx.x; i < TC_BM * TC_BK; i += TC_THREADS) {
         int r;
         int c;
-        bool rowFast = transposed ? mat.colsAdjacent() : !mat.colsAdjacent();
         if (rowFast) {
-            // B's n adjacent in memory: n (the staged row) fastest
+            // the staged row's index adjacent in memory (B's n, a transposed A's m): rows fastest
             r = i % TC_BM;
             c = i / TC_BM;
         } else {
