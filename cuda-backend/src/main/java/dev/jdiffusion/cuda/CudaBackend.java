@@ -45,6 +45,11 @@ public final class CudaBackend implements Backend {
             this.pool = pool;
         }
 
+        /** The pooled block behind the tensor. */
+        Device.Block block() {
+            return block;
+        }
+
         @Override
         public long byteSize() {
             return bytes;
@@ -124,6 +129,9 @@ public final class CudaBackend implements Backend {
     private Tensor allocate(DType dtype, int... shape) {
         long bytes = Math.max(1, Shapes.numel(shape)) * dtype.byteSize();
         Device.Block block = pool.acquire(bytes);
+        if (capturing != null) {
+            capturing.add(block);
+        }
         DeviceStorage storage = new DeviceStorage(block, bytes, pool);
         DeviceScope scope = currentScope.get();
         if (scope != null) {
@@ -199,7 +207,15 @@ public final class CudaBackend implements Backend {
         if (t.storage() instanceof DeviceStorage) {
             return t;
         }
+        notCapturing("uploading host data (" + Arrays.toString(t.shape()) + ")");
         Tensor d = allocate(t.dtype(), t.shape());
+        device.copyToDevice(pointer(d), hostPointer(t), t.numel() * t.dtype().byteSize());
+        device.synchronize();
+        return d;
+    }
+
+    /** The host memory of a tensor for a copy to the device (a half-precision segment: a copy of its bytes). */
+    private static Pointer hostPointer(Tensor t) {
         long bytes = t.numel() * t.dtype().byteSize();
         Pointer host;
         if (t.isFloatArray()) {
@@ -210,9 +226,101 @@ public final class CudaBackend implements Backend {
         } else {
             throw new IllegalArgumentException("cannot upload a tensor stored in " + t.storage().getClass().getSimpleName());
         }
-        device.copyToDevice(pointer(d), host, bytes);
-        device.synchronize();
-        return d;
+        return host;
+    }
+
+    /**
+     * Overwrites the device tensor {@code dst} with {@code src} (host memory or this backend's) of the
+     * same shape and type, in stream order: how new inputs reach a captured graph ({@link #capture}).
+     */
+    public void copyInto(Tensor src, Tensor dst) {
+        if (!Arrays.equals(src.shape(), dst.shape()) || src.dtype() != dst.dtype()) {
+            throw new ShapeException("copyInto: " + src.dtype() + " " + Arrays.toString(src.shape()) + " into " + dst.dtype() + " "
+                    + Arrays.toString(dst.shape()));
+        }
+        long bytes = src.numel() * src.dtype().byteSize();
+        if (src.storage() instanceof DeviceStorage) {
+            device.copy(pointer(dst), pointer(src), bytes);
+        } else {
+            notCapturing("copying host data into " + Arrays.toString(dst.shape()));
+            device.copyToDevice(pointer(dst), hostPointer(src), bytes);
+            device.synchronize();
+        }
+    }
+
+    // ---- graphs --------------------------------------------------------------------------------------
+
+    /** The blocks handed out while a capture runs; null when none does. */
+    private java.util.Set<Device.Block> capturing;
+
+    private void notCapturing(String what) {
+        if (capturing != null) {
+            throw new CudaGraph.CaptureException(what + " cannot be part of a CUDA graph: a captured step reads its inputs from"
+                    + " device memory and its output is read after it runs");
+        }
+    }
+
+    /**
+     * Records the device work of {@code body} as a CUDA graph instead of running it, so that
+     * {@link CudaGraph#run} replays all of it with one launch and no per-kernel host overhead. The
+     * body gets device tensors shaped and typed like {@code like} (the graph's {@linkplain
+     * CudaGraph#inputs inputs}, refreshed before each run with {@link #copyInto}), may read other
+     * device tensors that outlive the graph (the weights), and returns its output. It must not copy
+     * from or to the host: a {@link CudaGraph.CaptureException} says what did, and nothing stays
+     * recorded. Every block of device memory the step uses, inputs and output included, is the graph's
+     * until it is closed, so nothing else can take memory that a run writes. One capture at a time, on
+     * the thread that uses this backend.
+     */
+    public CudaGraph capture(java.util.List<Tensor> like, java.util.function.Function<Tensor[], Tensor> body) {
+        if (capturing != null) {
+            throw new IllegalStateException("a capture is already running");
+        }
+        java.util.Set<Device.Block> used = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        Tensor[] inputs = new Tensor[like.size()];
+        Tensor out;
+        Device.Graph graph;
+        boolean begun = false;
+        try {
+            try (Scope s = scope()) {
+                capturing = used;
+                for (int i = 0; i < inputs.length; i++) {
+                    inputs[i] = allocate(like.get(i).dtype(), like.get(i).shape());
+                }
+                device.beginCapture();
+                begun = true;
+                out = body.apply(inputs.clone());
+                if (out == null || !(out.storage() instanceof DeviceStorage)) {
+                    throw new IllegalArgumentException("a captured step must return a tensor in device memory");
+                }
+            }
+            capturing = null;
+            graph = device.endCapture();
+        } catch (RuntimeException | Error e) {
+            if (capturing != null) {
+                capturing = null;
+                if (begun) {
+                    device.abortCapture();
+                }
+            }
+            throw e;
+        }
+        // the scope gave every block back to the pool: the graph takes them for its lifetime
+        for (Device.Block b : used) {
+            pool.claim(b);
+        }
+        return new CudaGraph(this, graph, inputs, out, java.util.List.copyOf(used));
+    }
+
+    void launchGraph(Device.Graph graph) {
+        notCapturing("launching a graph");
+        device.launchGraph(graph);
+    }
+
+    void destroyGraph(Device.Graph graph, java.util.List<Device.Block> blocks) {
+        device.destroyGraph(graph);
+        for (Device.Block b : blocks) {
+            pool.release(b);
+        }
     }
 
     @Override
@@ -223,6 +331,7 @@ public final class CudaBackend implements Backend {
         if (t.dtype() != DType.F32) {
             throw new IllegalArgumentException("only float32 tensors come back to the host, got " + t.dtype());
         }
+        notCapturing("copying " + Arrays.toString(t.shape()) + " to the host");
         float[] out = new float[Math.toIntExact(t.numel())];
         device.copyToHost(Pointer.to(out), pointer(t), 4L * out.length);
         return Tensor.of(out, t.shape());
@@ -421,6 +530,7 @@ public final class CudaBackend implements Backend {
                 throw new IllegalArgumentException("id " + id + " is outside the table of " + table.dim(0) + " rows");
             }
         }
+        notCapturing("uploading token ids");
         Tensor idT = allocate(DType.F32, ids.length); // 4 bytes per id, read as int by the kernel
         device.copyToDevice(pointer(idT), Pointer.to(ids), 4L * ids.length);
         Tensor y = allocate(DType.F32, ids.length, d);
@@ -433,10 +543,23 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor timestepEmbedding(float[] timesteps, int dim, float maxPeriod, boolean cosFirst, float freqShift) {
-        Tensor t = upload(Tensor.of(timesteps.clone(), timesteps.length));
-        Tensor y = allocate(DType.F32, timesteps.length, dim);
+        return timestepEmbedding(Tensor.of(timesteps.clone(), timesteps.length), dim, maxPeriod, cosFirst, freqShift);
+    }
+
+    @Override
+    public Tensor timestepEmbedding(Tensor timesteps, int dim, float maxPeriod, boolean cosFirst, float freqShift) {
+        if (timesteps.rank() != 1 || timesteps.dtype() != DType.F32) {
+            throw new ShapeException("timestepEmbedding takes float32 timesteps [B], got " + timesteps.dtype() + " "
+                    + Arrays.toString(timesteps.shape()));
+        }
+        if (dim <= 0) {
+            throw new IllegalArgumentException("timestepEmbedding: dim must be positive, got " + dim);
+        }
+        int b = timesteps.dim(0);
+        Tensor t = upload(timesteps);
+        Tensor y = allocate(DType.F32, b, dim);
         launch("timestep_embedding_f32", Layouts.blocks(y.numel(), THREADS, MAX_BLOCKS), THREADS, pointer(t), pointer(y),
-                timesteps.length, dim, (float) Math.log(maxPeriod), cosFirst ? 1 : 0, freqShift);
+                b, dim, (float) Math.log(maxPeriod), cosFirst ? 1 : 0, freqShift);
         return y;
     }
 

@@ -29,6 +29,30 @@ interface Device extends AutoCloseable {
 
     void zero(Address dst, long bytes);
 
+    /** Device to device, queued on the stream. */
+    void copy(Address dst, Address src, long bytes);
+
+    /** A recorded stream of work ({@link #beginCapture}), replayed by {@link #launchGraph}. */
+    record Graph(long id, Object handle) {
+    }
+
+    /**
+     * From now until {@link #endCapture}, copies between device memory, zeroing and launches are
+     * recorded, not run; copies from or to the host and waits are not allowed.
+     */
+    void beginCapture();
+
+    /** Ends the capture and makes what it recorded launchable. */
+    Graph endCapture();
+
+    /** Ends a capture that failed, discarding what it recorded. */
+    void abortCapture();
+
+    /** Queues everything a graph recorded, in its order, as one launch. */
+    void launchGraph(Graph graph);
+
+    void destroyGraph(Graph graph);
+
     /**
      * Queues a kernel: args are {@link Address}, Integer (s32), Long (s64), Float (f32) or long[]
      * (a struct of 64-bit fields passed by value).

@@ -78,6 +78,19 @@ final class DevicePool<H> implements AutoCloseable {
         inUse -= size;
     }
 
+    /**
+     * Takes a free block out of reuse, as if acquired again (a captured graph keeps the blocks it
+     * writes, see {@link CudaGraph}); {@link #release} gives it back.
+     */
+    void claim(H address) {
+        Long size = sizes.get(address);
+        ArrayDeque<H> q = size == null ? null : free.get(size);
+        if (q == null || !q.remove(address)) {
+            throw new IllegalStateException(address + " is not a free block of this pool");
+        }
+        inUse += size;
+    }
+
     /** Frees the free blocks on the device (after an out-of-memory, or to shrink). */
     void trim() {
         for (ArrayDeque<H> q : free.values()) {

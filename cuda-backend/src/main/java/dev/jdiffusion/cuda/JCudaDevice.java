@@ -12,8 +12,11 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.JCudaDriver;
 
 /**
@@ -107,6 +110,58 @@ final class JCudaDevice implements Device {
     @Override
     public void zero(Address dst, long bytes) {
         JCudaDriver.cuMemsetD8Async(pointer(dst), (byte) 0, bytes, stream);
+    }
+
+    @Override
+    public void copy(Address dst, Address src, long bytes) {
+        JCudaDriver.cuMemcpyDtoDAsync(pointer(dst), pointer(src), bytes, stream);
+    }
+
+    /** A captured graph and its launchable instance. */
+    private record Captured(CUgraph graph, CUgraphExec exec) {
+    }
+
+    @Override
+    public void beginCapture() {
+        // relaxed: the pool may still call cuMemAlloc while a step is recorded (its first capture)
+        JCudaDriver.cuStreamBeginCapture(stream, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED);
+    }
+
+    @Override
+    public Graph endCapture() {
+        CUgraph graph = new CUgraph();
+        JCudaDriver.cuStreamEndCapture(stream, graph);
+        CUgraphExec exec = new CUgraphExec();
+        try {
+            JCudaDriver.cuGraphInstantiate(exec, graph, 0);
+        } catch (RuntimeException e) {
+            JCudaDriver.cuGraphDestroy(graph);
+            throw e;
+        }
+        return new Graph(ids.incrementAndGet(), new Captured(graph, exec));
+    }
+
+    @Override
+    public void abortCapture() {
+        CUgraph graph = new CUgraph();
+        try {
+            JCudaDriver.cuStreamEndCapture(stream, graph);
+            JCudaDriver.cuGraphDestroy(graph);
+        } catch (RuntimeException e) {
+            // an invalidated capture ends with an error and no graph: nothing to destroy
+        }
+    }
+
+    @Override
+    public void launchGraph(Graph graph) {
+        JCudaDriver.cuGraphLaunch(((Captured) graph.handle()).exec(), stream);
+    }
+
+    @Override
+    public void destroyGraph(Graph graph) {
+        Captured c = (Captured) graph.handle();
+        JCudaDriver.cuGraphExecDestroy(c.exec());
+        JCudaDriver.cuGraphDestroy(c.graph());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.jdiffusion.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -253,5 +254,27 @@ class CudaBackendTest {
         Tensor k = Tensor.ofHalf(random(35, 70, 13, 3, 3).toFloatArray(), DType.BF16, 70, 13, 3, 3);
         close(cpu.conv2d(img, k, null, 1, 1), full.conv2d(full.upload(img), full.upload(k), null, 1, 1), 1e-5,
                 "conv, BF16 weight, float32");
+    }
+
+    @Test
+    void aCapturedGraphComputesWhatTheEagerOpsDoWithEachRunsInputs() {
+        Tensor w = Tensor.ofHalf(random(40, 64, 48).toFloatArray(), DType.F16, 64, 48);
+        Tensor dw = gpu.upload(w);
+        Tensor first = random(41, 2, 48);
+        try (CudaGraph graph = gpu.capture(java.util.List.of(first, Tensor.of(new float[2], 2)),
+                in -> gpu.add(gpu.silu(gpu.linear(in[0], dw, null)), gpu.timestepEmbedding(in[1], 64, 10000f, true, 0f)))) {
+            for (int run = 0; run < 3; run++) {
+                Tensor x = random(42 + run, 2, 48);
+                float[] t = {100 + 300 * run, 999 - 100 * run};
+                Tensor eager;
+                try (Backend.Scope s = gpu.scope()) {
+                    eager = gpu.toHost(gpu.add(gpu.silu(gpu.linear(gpu.upload(x), dw, null)), gpu.timestepEmbedding(t, 64)));
+                }
+                gpu.copyInto(x, graph.inputs()[0]);
+                gpu.copyInto(Tensor.of(t, 2), graph.inputs()[1]);
+                graph.run();
+                assertArrayEquals(eager.toFloatArray(), gpu.toHost(graph.output()).toFloatArray(), "run " + run);
+            }
+        }
     }
 }

@@ -17,7 +17,10 @@ import jcuda.Pointer;
  * limits (1024 threads, 48 KiB of shared memory, grid sizes), and that every pointer lies inside a
  * live allocation. It computes nothing (copies to the host leave the host memory as it was); it
  * counts allocations, copies, launches and waits, so tests can check how the backend and the models
- * use a GPU without one. Also used by other modules' tests (this module's test jar).
+ * use a GPU without one. Stream capture records the device-side work (launches, zeroing, device
+ * copies) instead of doing it and fails on anything a real capture refuses (host copies, waits);
+ * a graph launch replays the record, checking every pointer again. Also used by other modules'
+ * tests (this module's test jar).
  */
 public final class FakeDevice implements Device {
     final Map<String, List<PtxFunctions.Param>> signatures = new HashMap<>();
@@ -31,6 +34,11 @@ public final class FakeDevice implements Device {
     int toDevice;
     int toHost;
     int synchronizations;
+    int deviceCopies;
+    int graphLaunches;
+    /** What the current stream capture recorded; null when not capturing. */
+    List<Runnable> recording;
+    final Map<Long, List<Runnable>> graphs = new HashMap<>();
 
     public FakeDevice() {
         for (String m : JCudaDevice.MODULES) {
@@ -59,14 +67,29 @@ public final class FakeDevice implements Device {
         assertTrue(a.offset() >= 0 && a.offset() + bytes <= a.block().bytes(), "range outside its block");
     }
 
+    private void notCapturing(String what) {
+        assertTrue(recording == null, what + " while the stream is being captured");
+    }
+
+    /** Runs a piece of stream work now, or records it while capturing. */
+    private void stream(Runnable work) {
+        if (recording != null) {
+            recording.add(work);
+        } else {
+            work.run();
+        }
+    }
+
     @Override
     public void copyToDevice(Address dst, Pointer src, long bytes) {
+        notCapturing("a copy from the host");
         toDevice++;
         inside(dst, bytes);
     }
 
     @Override
     public void copyToHost(Pointer dst, Address src, long bytes) {
+        notCapturing("a copy to the host");
         toHost++;
         inside(src, bytes);
     }
@@ -74,6 +97,52 @@ public final class FakeDevice implements Device {
     @Override
     public void zero(Address dst, long bytes) {
         inside(dst, bytes);
+        stream(() -> inside(dst, bytes));
+    }
+
+    @Override
+    public void copy(Address dst, Address src, long bytes) {
+        inside(dst, bytes);
+        inside(src, bytes);
+        stream(() -> {
+            inside(dst, bytes);
+            inside(src, bytes);
+            deviceCopies++;
+        });
+    }
+
+    @Override
+    public void beginCapture() {
+        notCapturing("a second capture");
+        recording = new ArrayList<>();
+    }
+
+    @Override
+    public Graph endCapture() {
+        assertTrue(recording != null, "endCapture without a capture");
+        Graph g = new Graph(++next, null);
+        graphs.put(g.id(), recording);
+        recording = null;
+        return g;
+    }
+
+    @Override
+    public void abortCapture() {
+        recording = null;
+    }
+
+    @Override
+    public void launchGraph(Graph graph) {
+        notCapturing("a graph launch");
+        List<Runnable> work = graphs.get(graph.id());
+        assertTrue(work != null, "launching a destroyed graph");
+        graphLaunches++;
+        work.forEach(Runnable::run);
+    }
+
+    @Override
+    public void destroyGraph(Graph graph) {
+        assertTrue(graphs.remove(graph.id()) != null, "destroying a graph twice");
     }
 
     @Override
@@ -85,18 +154,21 @@ public final class FakeDevice implements Device {
         assertTrue(sharedBytes >= 0 && sharedBytes <= 48 * 1024, kernel + ": " + sharedBytes + " bytes of shared memory");
         assertTrue(gridX >= 1 && gridY >= 1 && gridY <= 65535 && gridZ >= 1 && gridZ <= 65535,
                 kernel + ": grid " + gridX + "x" + gridY + "x" + gridZ);
-        for (Object a : args) {
-            if (a instanceof Address ad) {
-                inside(ad, 0);
+        stream(() -> {
+            for (Object a : args) {
+                if (a instanceof Address ad) {
+                    inside(ad, 0);
+                }
             }
-        }
-        launched.add(kernel);
-        grids.add(kernel + " " + gridX + "x" + gridY + "x" + gridZ);
-        launches++;
+            launched.add(kernel);
+            grids.add(kernel + " " + gridX + "x" + gridY + "x" + gridZ);
+            launches++;
+        });
     }
 
     @Override
     public void synchronize() {
+        notCapturing("a wait for the stream");
         synchronizations++;
     }
 
@@ -128,6 +200,16 @@ public final class FakeDevice implements Device {
     /** Kernel launches so far. */
     public int launches() {
         return launches;
+    }
+
+    /** Graph launches so far. */
+    public int graphLaunches() {
+        return graphLaunches;
+    }
+
+    /** Device-to-device copies run so far. */
+    public int deviceCopies() {
+        return deviceCopies;
     }
 
     /** Waits for the stream so far. */

@@ -156,6 +156,19 @@ public interface Backend extends AutoCloseable {
         return timestepEmbedding(timesteps, dim, 10000f, true, 0f);
     }
 
+    /**
+     * As {@link #timestepEmbedding(float[], int, float, boolean, float)} with the timesteps in a
+     * float32 tensor {@code [B]}, in host memory or this backend's (a GPU backend then reads them
+     * where they are).
+     */
+    default Tensor timestepEmbedding(Tensor timesteps, int dim, float maxPeriod, boolean cosFirst, float freqShift) {
+        if (timesteps.rank() != 1) {
+            throw new dev.jdiffusion.core.tensor.ShapeException("timestepEmbedding takes timesteps [B], got "
+                    + java.util.Arrays.toString(timesteps.shape()));
+        }
+        return timestepEmbedding(toHost(timesteps).toFloatArray(), dim, maxPeriod, cosFirst, freqShift);
+    }
+
     @Override
     void close();
 }

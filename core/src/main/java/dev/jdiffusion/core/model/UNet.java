@@ -258,15 +258,26 @@ public final class UNet {
      * the pass makes is given back when it returns.
      */
     public Tensor forward(Tensor x, float[] timesteps, Tensor context, Tensor y, Observer o) {
+        return forward(x, Tensor.of(timesteps.clone(), timesteps.length), context, y, o);
+    }
+
+    /**
+     * As {@link #forward(Tensor, float[], Tensor, Tensor, Observer)} with the timesteps a float32
+     * tensor {@code [B]}; every input may already be in the backend's memory, so that a GPU step can
+     * run without touching the host (and be captured as one graph).
+     */
+    public Tensor forward(Tensor x, Tensor timesteps, Tensor context, Tensor y, Observer o) {
         int b = x.dim(0);
         int f = 1 << (cfg.channelMult().length - 1);
         if (x.rank() != 4 || x.dim(1) != cfg.inChannels() || x.dim(2) % f != 0 || x.dim(3) % f != 0) {
             throw new IllegalArgumentException("the UNet takes [B, " + cfg.inChannels() + ", H, W] latents with H and W multiples of "
                     + f + ", got " + Arrays.toString(x.shape()));
         }
-        if (timesteps.length != b || context.rank() != 3 || context.dim(0) != b || context.dim(2) != cfg.contextDim()) {
+        if (timesteps.rank() != 1 || timesteps.dim(0) != b || context.rank() != 3 || context.dim(0) != b
+                || context.dim(2) != cfg.contextDim()) {
             throw new IllegalArgumentException("for a batch of " + b + " the UNet needs " + b + " timesteps and a context [" + b
-                    + ", T, " + cfg.contextDim() + "], got " + timesteps.length + " and " + Arrays.toString(context.shape()));
+                    + ", T, " + cfg.contextDim() + "], got " + Arrays.toString(timesteps.shape()) + " and "
+                    + Arrays.toString(context.shape()));
         }
         if ((cfg.admInChannels() > 0) != (y != null) || y != null && (y.dim(0) != b || y.dim(1) != cfg.admInChannels())) {
             throw new IllegalArgumentException(cfg.admInChannels() > 0 ? "this UNet needs its vector input y [" + b + ", "
@@ -278,8 +289,8 @@ public final class UNet {
     }
 
     /** The forward pass; each block's temporaries are given back when it ends, its output kept until the pass ends. */
-    private Tensor run(Tensor x, float[] timesteps, Tensor context, Tensor y, Observer o) {
-        Tensor tEmb = backend.timestepEmbedding(timesteps, cfg.modelChannels());
+    private Tensor run(Tensor x, Tensor timesteps, Tensor context, Tensor y, Observer o) {
+        Tensor tEmb = backend.timestepEmbedding(timesteps, cfg.modelChannels(), 10000f, true, 0f);
         observe(o, "t_emb", tEmb);
         Tensor emb = mlp(tEmb, "time_embed");
         if (y != null) {
