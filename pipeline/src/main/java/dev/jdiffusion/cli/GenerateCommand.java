@@ -101,6 +101,15 @@ class GenerateCommand implements Callable<Integer> {
             + "when one can be used, else the CPU). Default ${DEFAULT-VALUE}: the CUDA backend is new and not yet the default.")
     String device;
 
+    @Option(names = "--precision", defaultValue = "autocast", description = "On a GPU: autocast (matrix products, convolutions "
+            + "and attention on the tensor cores in the weights' half precision, float32 accumulation) or full (float32 "
+            + "throughout, like A1111's --precision full --no-half). The CPU computes in float32 either way. Default ${DEFAULT-VALUE}.")
+    String precision;
+
+    @Option(names = "--cuda-graph", description = "On a GPU: record the UNet step as a CUDA graph at the first step and replay "
+            + "it for the others (one launch per step).")
+    boolean cudaGraph;
+
     @Option(names = "--lora-dir", description = "Where <lora:name:strength> tags in the prompt find name.safetensors "
             + "(default: the Lora folder beside the model, else the model's folder).")
     Path loraDir;
@@ -165,7 +174,7 @@ class GenerateCommand implements Callable<Integer> {
         GenerationRequest checked = builder.build();
         boolean sizeFromModel = fromPng == null && initImage == null && width == null && height == null;
         List<GeneratedImage> images;
-        try (Backend backend = Devices.open(device);
+        try (Backend backend = Devices.open(device, precision);
              StableDiffusion sd = model == null ? null : StableDiffusion.load(backend, model, tokenizer);
              StableDiffusion ref = refiner == null ? null : StableDiffusion.load(backend, refiner, tokenizer)) {
             GenerationRequest request = sd != null && sizeFromModel
@@ -192,6 +201,10 @@ class GenerateCommand implements Callable<Integer> {
             } else {
                 if (loraDir != null) {
                     sd.setLoraFolder(loraDir);
+                }
+                sd.setCudaGraphs(cudaGraph);
+                if (ref != null) {
+                    ref.setCudaGraphs(cudaGraph);
                 }
                 images = sd.generate(request, ref, listener);
             }

@@ -22,7 +22,28 @@ public final class Devices {
 
     /** The backend a device name stands for. */
     public static Backend open(String device) {
-        return open(device, CudaProbe.probe(), CudaBackend::open);
+        return open(device, "autocast");
+    }
+
+    /**
+     * The backend a device name stands for, computing in a precision named as A1111 names it:
+     * {@code autocast} (on a GPU, products, convolutions and attention on the tensor cores in the
+     * weights' half precision with float32 accumulation) or {@code full} (float32 throughout, slower;
+     * A1111's {@code --precision full --no-half}). The CPU computes in float32 either way.
+     */
+    public static Backend open(String device, String precision) {
+        boolean full = fullPrecision(precision);
+        return open(device, CudaProbe.probe(), ordinal -> CudaBackend.open(ordinal, full));
+    }
+
+    /** Whether a precision name means float32 throughout. */
+    static boolean fullPrecision(String precision) {
+        String p = precision == null ? "autocast" : precision.strip().toLowerCase(Locale.ROOT);
+        return switch (p) {
+            case "autocast", "half" -> false;
+            case "full", "fp32", "float32" -> true;
+            default -> throw new IllegalArgumentException("unknown precision \"" + precision + "\": use autocast or full");
+        };
     }
 
     /** As {@link #open(String)} with the CUDA probe's outcome and the GPU backend's factory given (for tests). */

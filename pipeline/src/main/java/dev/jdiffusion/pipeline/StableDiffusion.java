@@ -73,6 +73,7 @@ public final class StableDiffusion implements AutoCloseable {
     private TextEncoders textEncoders;
     private volatile Path loraFolder;
     private volatile LoraTargets targets;
+    private volatile boolean cudaGraphs;
     /** LoRA files read once, with their A1111 short hash, by path. */
     private final Map<Path, CachedLora> loraCache = new ConcurrentHashMap<>();
 
@@ -248,6 +249,15 @@ public final class StableDiffusion implements AutoCloseable {
         this.loraFolder = folder;
     }
 
+    /**
+     * On a CUDA backend, whether each generation records its UNet step as a CUDA graph at the first
+     * step and replays it for the others (one launch per step instead of one per kernel; the graph
+     * holds a step's device memory until the generation ends). Off by default; no effect on the CPU.
+     */
+    public void setCudaGraphs(boolean on) {
+        this.cudaGraphs = on;
+    }
+
     /** An SD 1.x model from its parts (no LoRA tags); {@code modelName} goes into the images' parameters. */
     public static StableDiffusion of(Backend backend, ClipTokenizer tokenizer, ClipTextEncoder clip, UNet unet, Vae vae,
                                      DiscreteSchedule schedule, String modelName) {
@@ -398,7 +408,26 @@ public final class StableDiffusion implements AutoCloseable {
                 initLatent[i] *= family.vaeScale();
             }
         }
-        GenerationLoop.Model model = new Stage(r, adaptedUnet, adaptedEncoders, latentShape);
+        checkRefiner(refiner, r, f, latentShape, extra);
+        Stage base = new Stage(r, adaptedUnet, adaptedEncoders, latentShape);
+        Stage refining = null;
+        try {
+            GenerationLoop.Model model = base;
+            if (refiner != null) {
+                refining = refiner.new Stage(r, refiner.unet, refiner.encoders, latentShape);
+                model = new Switching(base, refining, schedule(r), r.refinerSwitchAt());
+            }
+            return GenerationLoop.run(r, tagged.prompt(), model, per, initLatent, modelName, extra, progress);
+        } finally {
+            base.close();
+            if (refining != null) {
+                refining.close();
+            }
+        }
+    }
+
+    /** Checks that the refiner shares this model's latent space and names it in the images' parameters. */
+    private void checkRefiner(StableDiffusion refiner, GenerationRequest r, int f, int[] latentShape, Map<String, String> extra) {
         if (refiner != null) {
             if (refiner.family.vaeScale() != family.vaeScale() || refiner.vae.latentChannels() != latentShape[0]
                     || refiner.vae.downsamplingFactor() != f) {
@@ -407,10 +436,7 @@ public final class StableDiffusion implements AutoCloseable {
             }
             extra.put("Refiner", refiner.modelName);
             extra.put("Refiner switch at", InfoText.number(r.refinerSwitchAt()));
-            model = new Switching(model, refiner.new Stage(r, refiner.unet, refiner.encoders, latentShape),
-                    schedule(r), r.refinerSwitchAt());
         }
-        return GenerationLoop.run(r, tagged.prompt(), model, per, initLatent, modelName, extra, progress);
     }
 
     private DiscreteSchedule schedule(GenerationRequest r) {
@@ -489,6 +515,8 @@ public final class StableDiffusion implements AutoCloseable {
         private final DiffusionModel.Parameterization prediction;
         private final Map<String, Conditioning> encoded = new HashMap<>();
         private final Map<List<String>, Conditioning> contexts = new HashMap<>();
+        /** The UNet step as a CUDA graph (null: kernel by kernel). */
+        private final UNetGraph graph;
 
         /** A prompt's cross-attention context [1, T, D] and (SDXL) its pooled text embedding [1, E]. */
         private record Conditioning(Tensor context, Tensor pooled) {
@@ -506,6 +534,14 @@ public final class StableDiffusion implements AutoCloseable {
             this.clipSkip = Math.max(1, Math.max(family.clipSkip(), r.clipSkip()) - family.droppedLayers());
             this.schedule = StableDiffusion.this.schedule(r);
             this.prediction = r.prediction() != null ? r.prediction() : family.prediction();
+            this.graph = cudaGraphs && backend instanceof dev.jdiffusion.cuda.CudaBackend cuda ? new UNetGraph(cuda, unet) : null;
+        }
+
+        /** Gives back the device memory of the step's graph. */
+        void close() {
+            if (graph != null) {
+                graph.close();
+            }
         }
 
         @Override
@@ -517,7 +553,7 @@ public final class StableDiffusion implements AutoCloseable {
         public double[] denoise(double[] blocks, double sigma, List<String> texts) {
             int b = blocks.length / (texts.size() * per);
             Conditioning c = contexts.computeIfAbsent(List.copyOf(texts), t -> context(t, b));
-            return new DiscreteDenoiser(new UNetModel(unet, c.context(), c.pooled(), latentShape), schedule, prediction)
+            return new DiscreteDenoiser(new UNetModel(unet, c.context(), c.pooled(), graph, latentShape), schedule, prediction)
                     .denoise(blocks, sigma);
         }
 

@@ -17,12 +17,19 @@ public final class UNetModel implements DiffusionModel {
     private final Tensor context;
     private final Tensor y;
     private final int[] latentShape;
+    private final UNetGraph graph;
 
     /** {@code latentShape}: one item's [C, H, W]; {@code context} [B, T, D]; {@code y} [B, adm] or null. */
     public UNetModel(UNet unet, Tensor context, Tensor y, int... latentShape) {
+        this(unet, context, y, null, latentShape);
+    }
+
+    /** As {@link #UNetModel(UNet, Tensor, Tensor, int...)}, the steps run as a CUDA graph where {@code graph} is not null. */
+    UNetModel(UNet unet, Tensor context, Tensor y, UNetGraph graph, int... latentShape) {
         this.unet = unet;
         this.context = context;
         this.y = y;
+        this.graph = graph;
         this.latentShape = latentShape.clone();
     }
 
@@ -40,10 +47,12 @@ public final class UNetModel implements DiffusionModel {
         }
         float[] t = new float[b];
         java.util.Arrays.fill(t, (float) timestep);
-        float[] out;
-        try (Backend.Scope s = unet.backend().scope()) {
-            out = unet.backend().toHost(unet.forward(Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]), t, context, y,
-                    null)).toFloatArray();
+        Tensor latents = Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]);
+        float[] out = graph == null ? null : graph.apply(latents, (float) timestep, context, y);
+        if (out == null) {
+            try (Backend.Scope s = unet.backend().scope()) {
+                out = unet.backend().toHost(unet.forward(latents, t, context, y, null)).toFloatArray();
+            }
         }
         double[] r = new double[out.length];
         for (int i = 0; i < r.length; i++) {

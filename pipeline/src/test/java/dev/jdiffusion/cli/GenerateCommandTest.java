@@ -53,6 +53,7 @@ class GenerateCommandTest {
                 .contains("switch-at"));
         assertTrue(fails(dir, "--prompt", "x", "--refiner", model.toString(), "--output", out).contains("--refiner needs a --model"));
         assertTrue(fails(dir, "--prompt", "x", "--device", "tpu", "--output", out).contains("unknown device \"tpu\""));
+        assertTrue(fails(dir, "--prompt", "x", "--precision", "double", "--output", out).contains("use autocast or full"));
     }
 
     @Test

@@ -67,4 +67,42 @@ class FakeGpuPipelineTest {
             }
         }
     }
+
+    @Test
+    void withCudaGraphsEveryStepIsOneGraphLaunchAndTheGraphIsGivenBackWithTheGeneration() throws Exception {
+        List<AutoCloseable> open = new ArrayList<>();
+        FakeDevice dev = new FakeDevice();
+        try (CudaBackend gpu = dev.backend()) {
+            StableDiffusion sd = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of());
+            sd.setCudaGraphs(true);
+            long resident = gpu.bytesInUse();
+            GenerationRequest.Builder b = StableDiffusionTest.cat().sampler("Euler");
+
+            int graphs = dev.graphLaunches();
+            int launches = dev.launches();
+            run(sd, b.steps(4).build());
+            int launches4 = dev.launches() - launches;
+            assertEquals(4, dev.graphLaunches() - graphs, "one graph launch per step (CFG as one batch)");
+            assertEquals(resident, gpu.bytesInUse(), "the generation gives back its graph's memory");
+
+            graphs = dev.graphLaunches();
+            int up = dev.copiesToDevice();
+            launches = dev.launches();
+            run(sd, b.steps(8).build());
+            assertEquals(8, dev.graphLaunches() - graphs);
+            int perStep = (dev.launches() - launches - launches4) / 4;
+            assertTrue(perStep > 50, "a replay runs the whole UNet: " + perStep + " kernels per extra step");
+
+            // a batch of two runs a graph of its own shapes
+            graphs = dev.graphLaunches();
+            run(sd, b.steps(3).batch(2, 1).build());
+            assertEquals(3, dev.graphLaunches() - graphs);
+            assertEquals(resident, gpu.bytesInUse());
+            assertTrue(dev.copiesToDevice() > up, "latents and timesteps still go up each step");
+        } finally {
+            for (AutoCloseable c : open) {
+                c.close();
+            }
+        }
+    }
 }

@@ -64,4 +64,17 @@ class DevicesTest {
         assertTrue(unknown.getMessage().contains("use cpu, cuda, cuda:N or auto"), unknown.getMessage());
         assertTrue(gpus.asked.isEmpty());
     }
+
+    @Test
+    void precisionsAreNamedAsA1111NamesThem() {
+        assertEquals(false, Devices.fullPrecision("autocast"));
+        assertEquals(false, Devices.fullPrecision(null));
+        assertEquals(true, Devices.fullPrecision(" Full "));
+        assertEquals(true, Devices.fullPrecision("fp32"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Devices.fullPrecision("double"));
+        assertTrue(e.getMessage().contains("unknown precision \"double\": use autocast or full"), e.getMessage());
+        try (Backend b = Devices.open("cpu", "full")) {
+            assertInstanceOf(CpuBackend.class, b);
+        }
+    }
 }
