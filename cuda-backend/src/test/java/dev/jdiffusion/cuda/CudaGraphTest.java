@@ -37,21 +37,40 @@ class CudaGraphTest {
         return type == DType.F32 ? Tensor.of(v, shape) : Tensor.ofHalf(v, type, shape);
     }
 
-    private static UNet unet(CudaBackend gpu, Random r) {
-        Map<String, Tensor> w = new HashMap<>();
-        CFG.parameterShapes().forEach((k, shape) -> w.put("m." + k, gpu.upload(random(r, DType.F16, shape))));
-        return UNet.load(gpu, w, "m.", CFG);
+    /** A tiny UNet on a fake device with a batch's conditioning on the device and host latents. */
+    private record Step(FakeDevice dev, CudaBackend gpu, UNet unet, Tensor ctx, Tensor y, Tensor x) implements AutoCloseable {
+        static Step of(long seed, int batch) {
+            FakeDevice dev = new FakeDevice();
+            CudaBackend gpu = dev.backend();
+            Random r = new Random(seed);
+            Map<String, Tensor> w = new HashMap<>();
+            CFG.parameterShapes().forEach((k, shape) -> w.put("m." + k, gpu.upload(random(r, DType.F16, shape))));
+            return new Step(dev, gpu, UNet.load(gpu, w, "m.", CFG), gpu.upload(random(r, DType.F32, batch, 77, 24)),
+                    gpu.upload(random(r, DType.F32, batch, 32)), random(r, DType.F32, batch, 4, 16, 16));
+        }
+
+        /** The step captured with its latents, timesteps, context and y as the graph's inputs. */
+        CudaGraph capture() {
+            return gpu.capture(List.of(x, Tensor.of(new float[x.dim(0)], x.dim(0)), ctx, y),
+                    in -> unet.forward(in[0], in[1], in[2], in[3], null));
+        }
+
+        @Override
+        public void close() {
+            gpu.close();
+        }
     }
 
     @Test
     void aCapturedStepReplaysTheEagerStepsKernelsWithoutHostTraffic() {
-        FakeDevice dev = new FakeDevice();
         Random r = new Random(5);
-        try (CudaBackend gpu = dev.backend()) {
-            UNet unet = unet(gpu, r);
-            Tensor ctx = gpu.upload(random(r, DType.F32, 2, 77, 24));
-            Tensor y = gpu.upload(random(r, DType.F32, 2, 32));
-            Tensor x = random(r, DType.F32, 2, 4, 16, 16);
+        try (Step st = Step.of(4, 2)) {
+            FakeDevice dev = st.dev();
+            CudaBackend gpu = st.gpu();
+            UNet unet = st.unet();
+            Tensor ctx = st.ctx();
+            Tensor y = st.y();
+            Tensor x = st.x();
             int before = dev.grids.size();
             try (Backend.Scope s = gpu.scope()) {
                 gpu.toHost(unet.forward(x, new float[] {500, 500}, ctx, y, null));
@@ -60,8 +79,7 @@ class CudaGraphTest {
             long resident = gpu.bytesInUse();
 
             int launches = dev.launches();
-            CudaGraph graph = gpu.capture(List.of(x, Tensor.of(new float[2], 2), ctx, y),
-                    in -> unet.forward(in[0], in[1], in[2], in[3], null));
+            CudaGraph graph = st.capture();
             assertEquals(launches, dev.launches(), "a capture records kernels, it does not run them");
             assertTrue(gpu.bytesInUse() > resident, "the graph holds its step's memory");
 
@@ -93,55 +111,45 @@ class CudaGraphTest {
 
     @Test
     void theMemoryAGraphWritesIsNotHandedOutWhileItLives() {
-        FakeDevice dev = new FakeDevice();
-        Random r = new Random(6);
-        try (CudaBackend gpu = dev.backend()) {
-            UNet unet = unet(gpu, r);
-            Tensor ctx = gpu.upload(random(r, DType.F32, 1, 77, 24));
-            Tensor y = gpu.upload(random(r, DType.F32, 1, 32));
-            Tensor x = random(r, DType.F32, 1, 4, 16, 16);
-            try (CudaGraph graph = gpu.capture(List.of(x, Tensor.of(new float[1], 1), ctx, y),
-                    in -> unet.forward(in[0], in[1], in[2], in[3], null))) {
-                Set<Device.Block> held = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
-                held.addAll(graph.blocks());
-                assertTrue(held.size() > 4, "inputs, output and temporaries: " + held.size());
-                // an eager step of the same shapes takes the same sizes from the pool: none of the graph's blocks
-                try (Backend.Scope s = gpu.scope()) {
-                    gpu.toHost(unet.forward(x, new float[] {10}, ctx, y, null));
-                    Tensor t = gpu.zeros(graph.output().shape());
-                    assertFalse(held.contains(((CudaBackend.DeviceStorage) t.storage()).block()),
-                            "a new tensor got a block the graph writes");
-                }
-                for (Tensor in : graph.inputs()) {
-                    assertTrue(held.contains(((CudaBackend.DeviceStorage) in.storage()).block()));
-                }
+        try (Step st = Step.of(6, 1); CudaGraph graph = st.capture()) {
+            CudaBackend gpu = st.gpu();
+            Set<Device.Block> held = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+            held.addAll(graph.blocks());
+            assertTrue(held.size() > 4, "inputs, output and temporaries: " + held.size());
+            // an eager step of the same shapes takes the same sizes from the pool: none of the graph's blocks
+            try (Backend.Scope s = gpu.scope()) {
+                gpu.toHost(st.unet().forward(st.x(), new float[] {10}, st.ctx(), st.y(), null));
+                Tensor t = gpu.zeros(graph.output().shape());
+                assertFalse(held.contains(((CudaBackend.DeviceStorage) t.storage()).block()),
+                        "a new tensor got a block the graph writes");
+            }
+            for (Tensor in : graph.inputs()) {
+                assertTrue(held.contains(((CudaBackend.DeviceStorage) in.storage()).block()));
             }
         }
     }
 
     @Test
     void hostTrafficInACaptureIsRefusedAndTheStreamIsFreedAgain() {
-        FakeDevice dev = new FakeDevice();
-        Random r = new Random(7);
-        try (CudaBackend gpu = dev.backend()) {
-            UNet unet = unet(gpu, r);
-            Tensor ctx = gpu.upload(random(r, DType.F32, 1, 77, 24));
-            Tensor y = gpu.upload(random(r, DType.F32, 1, 32));
-            Tensor x = random(r, DType.F32, 1, 4, 16, 16);
+        try (Step st = Step.of(7, 1)) {
+            CudaBackend gpu = st.gpu();
+            UNet unet = st.unet();
+            Tensor ctx = st.ctx();
+            Tensor y = st.y();
+            Tensor x = st.x();
             long resident = gpu.bytesInUse();
             // the float[] timesteps are host data: they would be baked into the graph as a stale copy
             CudaGraph.CaptureException e = assertThrows(CudaGraph.CaptureException.class, () -> gpu.capture(List.of(x),
                     in -> unet.forward(in[0], new float[] {10}, ctx, y, null)));
             assertTrue(e.getMessage().contains("uploading host data ([1])"), e.getMessage());
             assertThrows(CudaGraph.CaptureException.class, () -> gpu.capture(List.of(x), in -> gpu.toHost(in[0])));
-            assertEquals(null, dev.recording, "the failed capture ended");
+            assertEquals(null, st.dev().recording, "the failed capture ended");
             assertEquals(resident, gpu.bytesInUse(), "and gave back what it took");
             // the backend works as before, and captures again
             try (Backend.Scope s = gpu.scope()) {
                 gpu.toHost(unet.forward(x, new float[] {10}, ctx, y, null));
             }
-            try (CudaGraph g = gpu.capture(List.of(x, Tensor.of(new float[1], 1), ctx, y),
-                    in -> unet.forward(in[0], in[1], in[2], in[3], null))) {
+            try (CudaGraph g = st.capture()) {
                 g.run();
             }
             assertThrows(dev.jdiffusion.core.tensor.ShapeException.class, () -> gpu.copyInto(x, gpu.zeros(1, 4, 16, 8)));

@@ -99,6 +99,12 @@ class FakeGpuPipelineTest {
             assertEquals(3, dev.graphLaunches() - graphs);
             assertEquals(resident, gpu.bytesInUse());
             assertTrue(dev.copiesToDevice() > up, "latents and timesteps still go up each step");
+
+            // a LoRA applied beside the weights: its factors are on the device, so the step is still one graph
+            graphs = dev.graphLaunches();
+            run(sd, b.steps(3).batch(1, 1).prompt("a photo of a cat<lora:lora-kohya:0.7>").build());
+            assertEquals(3, dev.graphLaunches() - graphs);
+            assertEquals(resident, gpu.bytesInUse());
         } finally {
             for (AutoCloseable c : open) {
                 c.close();
