@@ -137,6 +137,22 @@ class CpuBackendTest {
         assertEquals(0, Gemm.split(1, 27, 128, 2880, 2, false)[2]);
     }
 
+    @Test
+    void sliverGroupsFitBesideTheABlockInL2() {
+        // the 320-channel 3×3 convolution's A block (27 panels of one K block): the largest group
+        assertEquals(Gemm.MAX_SLIVER_GROUP, Gemm.sliverGroup(27L * Gemm.MR * Gemm.KC));
+        // the largest A block leaves room for one or two
+        assertTrue(Gemm.sliverGroup((long) Gemm.MAX_PANELS * Gemm.MR * Gemm.KC) <= 2);
+        for (long panels = 0; panels <= 4L * Gemm.MAX_PANELS; panels++) {
+            long aFloats = panels * Gemm.MR * Gemm.KC;
+            int g = Gemm.sliverGroup(aFloats);
+            assertTrue(g >= 1 && g <= Gemm.MAX_SLIVER_GROUP, panels + " panels: " + g);
+            assertTrue(g == 1 || 4 * aFloats + 4L * g * Gemm.NR * Gemm.KC <= Gemm.L2_BYTES, panels + " panels: " + g);
+            assertTrue(g == Gemm.MAX_SLIVER_GROUP || 4 * aFloats + 4L * (g + 1) * Gemm.NR * Gemm.KC > Gemm.L2_BYTES,
+                    panels + " panels: room for more than " + g);
+        }
+    }
+
     /** A blocks in L2 (for column strips: for the whole of K), and with K blocks outermost C blocks in cache. */
     private static boolean valid(int panels, int slivers, int k, int r, int cg, boolean strips) {
         long rows = Gemm.ceilDiv(panels, r);
