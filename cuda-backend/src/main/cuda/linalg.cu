@@ -528,3 +528,50 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) attention_tc_f16(const 
         default: break;
     }
 }
+
+// ---- the tensor cores' rate without memory traffic (for benchmarks) ---------------------------------
+
+constexpr int PEAK_CHAINS = 8;
+
+// Each warp chains PEAK_CHAINS independent 16x16 float accumulators through `iterations` WMMA products
+// of fragments held in registers (2 * 16^3 FLOPs each), then writes the sum of all their elements, one
+// per warp, so that nothing is dead code.
+template <typename T>
+__device__ void mma_peak(float* out, float seed, int iterations) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[PEAK_CHAINS];
+    wmma::fill_fragment(a, (T) seed);
+    wmma::fill_fragment(b, (T) seed);
+#pragma unroll
+    for (int c = 0; c < PEAK_CHAINS; c++) {
+        wmma::fill_fragment(acc[c], seed * c);  // distinct chains, or the compiler merges them into one
+    }
+    for (int it = 0; it < iterations; it++) {
+#pragma unroll
+        for (int c = 0; c < PEAK_CHAINS; c++) {
+            wmma::mma_sync(acc[c], a, b, acc[c]);
+        }
+    }
+    // every element: an unread one lets ptxas drop the half of the product that makes it
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < PEAK_CHAINS; c++) {
+#pragma unroll
+        for (int e = 0; e < acc[c].num_elements; e++) {
+            s += acc[c].x[e];
+        }
+    }
+    if ((threadIdx.x & 31) == 0) {
+        out[(blockIdx.x * blockDim.x + threadIdx.x) / 32] = s;
+    }
+}
+
+extern "C" __global__ void mma_peak_f16(float* out, float seed, int iterations) {
+    mma_peak<__half>(out, seed, iterations);
+}
+
+extern "C" __global__ void mma_peak_bf16(float* out, float seed, int iterations) {
+    mma_peak<__nv_bfloat16>(out, seed, iterations);
+}

@@ -47,6 +47,16 @@ public class ModelBenchmark {
     @Param({"cpu"})
     public String device;
 
+    /** On a GPU, whether the UNet step runs as one captured CUDA graph ({@code -p cudaGraph=false,true} compares). */
+    @Param({"false"})
+    public boolean cudaGraph;
+
+    /** On a GPU: {@code autocast} (tensor cores in the weights' precision) or {@code full} (float32). */
+    @Param({"autocast"})
+    public String precision;
+
+    private dev.jdiffusion.cuda.CudaGraph step;
+
     private Backend backend;
     private Sd15Models models;
     private int[][] ids;
@@ -60,16 +70,28 @@ public class ModelBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        backend = Devices.open(device);
+        backend = Devices.open(device, precision);
         models = Sd15Models.load(backend, checkpoint());
         ids = prompts();
         context = models.clip.encode(ids).lastHiddenState();
         latent = Tensor.zeros(2, 4, 64, 64);
         z = Tensor.zeros(1, 4, 64, 64);
+        if (cudaGraph) {
+            if (!(backend instanceof dev.jdiffusion.cuda.CudaBackend cuda)) {
+                throw new IllegalArgumentException("cudaGraph=true needs device=cuda");
+            }
+            step = cuda.capture(java.util.List.of(latent, Tensor.of(new float[] {500, 500}, 2), context),
+                    in -> models.unet.forward(in[0], in[1], in[2], null, null));
+            cuda.copyInto(Tensor.of(new float[] {500, 500}, 2), step.inputs()[1]);
+            cuda.copyInto(context, step.inputs()[2]);
+        }
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        if (step != null) {
+            step.close();
+        }
         models.close();
         backend.close();
     }
@@ -88,6 +110,13 @@ public class ModelBenchmark {
     /** One UNet evaluation: latent 64×64, batch 2 (a CFG step of one 512×512 image). */
     @Benchmark
     public Tensor unetStep_64x64_batch2() {
+        if (step != null) {
+            // as the pipeline runs a graphed step: the latents in, one launch, the output back
+            dev.jdiffusion.cuda.CudaBackend cuda = (dev.jdiffusion.cuda.CudaBackend) backend;
+            cuda.copyInto(latent, step.inputs()[0]);
+            step.run();
+            return backend.toHost(step.output());
+        }
         try (Backend.Scope s = backend.scope()) {
             return backend.toHost(models.unet.forward(latent, new float[] {500, 500}, context, null, null));
         }

@@ -35,6 +35,10 @@ public final class PeakReport {
             loraReport(cli);
             return;
         }
+        if (!includes.isEmpty() && includes.stream().allMatch(i -> i.toLowerCase(java.util.Locale.ROOT).contains("cuda"))) {
+            cudaReport(cli);
+            return;
+        }
         double[] peak = new double[3];
         for (int t = 1; t <= 2; t++) {
             ChainedOptionsBuilder o = new OptionsBuilder().include(PeakBenchmark.class.getName() + ".fma").threads(t);
@@ -128,6 +132,44 @@ public final class PeakReport {
         System.out.printf(java.util.Locale.ROOT, "  floor                                      %8.0f ms%n", floorMs);
         System.out.printf(java.util.Locale.ROOT, "  merge                                      %8.0f ms  = %.2f x the floor%n", mergeMs,
                 mergeMs / floorMs);
+    }
+
+    /**
+     * The GPU kernels ({@link CudaKernelBenchmark}): the products' TFLOP/s against the tensor cores'
+     * measured peak, the memory-bound kernels' GB/s against the measured device-to-device copy.
+     */
+    private static void cudaReport(CommandLineOptions cli) throws RunnerException {
+        dev.jdiffusion.cuda.CudaProbe.Result probe = dev.jdiffusion.cuda.CudaProbe.probe();
+        if (!probe.available()) {
+            System.out.println("CUDA kernels not run: no CUDA device can be used (" + probe.reason() + ")");
+            return;
+        }
+        Collection<RunResult> results = new Runner(new OptionsBuilder().parent(cli).build()).run();
+        java.util.Map<String, Double> ms = new java.util.LinkedHashMap<>();
+        for (RunResult r : results) {
+            String label = r.getParams().getBenchmark();
+            if (label.startsWith(CudaKernelBenchmark.class.getName())) {
+                ms.put(label.substring(label.lastIndexOf('.') + 1), r.getPrimaryResult().getScore());
+            }
+        }
+        Double peakMs = ms.get("tensorCorePeak_f16");
+        Double copyMs = ms.get("copy_256MiB");
+        double peak = peakMs == null ? Double.NaN : CudaKernelBenchmark.flops("tensorCorePeak_f16") / (peakMs / 1e3) / 1e12;
+        double copy = copyMs == null ? Double.NaN : CudaKernelBenchmark.bytes("copy_256MiB") / (copyMs / 1e3) / 1e9;
+        System.out.println();
+        System.out.println("CUDA kernels, F16 tensor-core peak " + String.format(java.util.Locale.ROOT, "%.1f", peak)
+                + " TFLOP/s, device copy " + String.format(java.util.Locale.ROOT, "%.0f", copy) + " GB/s (read + write):");
+        System.out.println(String.format("%-32s %10s %12s %9s", "benchmark", "ms/op", "rate", "of peak"));
+        for (java.util.Map.Entry<String, Double> e : ms.entrySet()) {
+            double flops = CudaKernelBenchmark.flops(e.getKey());
+            double bytes = CudaKernelBenchmark.bytes(e.getKey());
+            double seconds = e.getValue() / 1e3;
+            String rate = flops > 0 ? String.format(java.util.Locale.ROOT, "%.1f TFLOP/s", flops / seconds / 1e12)
+                    : String.format(java.util.Locale.ROOT, "%.0f GB/s", bytes / seconds / 1e9);
+            double of = flops > 0 ? flops / seconds / 1e12 / peak : bytes / seconds / 1e9 / copy;
+            System.out.println(String.format(java.util.Locale.ROOT, "%-32s %10.3f %12s %8.0f%%", e.getKey(), e.getValue(), rate,
+                    100 * of));
+        }
     }
 
     private static void checkpointReport(CommandLineOptions cli) throws RunnerException, java.io.IOException {

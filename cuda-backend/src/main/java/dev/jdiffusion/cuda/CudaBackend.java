@@ -681,6 +681,38 @@ public final class CudaBackend implements Backend {
         return Math.toIntExact(Math.max(1, (n + tile - 1) / tile));
     }
 
+    private static final int PEAK_THREADS = 128;
+    private static final int PEAK_CHAINS = 8;
+
+    /**
+     * Queues a run of the tensor cores at their peak, for benchmarks: {@code blocks} blocks of 4 warps,
+     * each warp chaining 8 independent 16×16×16 WMMA products of fragments held in registers
+     * {@code iterations} times, in F16 or BF16 with float32 accumulation, with no memory traffic.
+     * Returns the FLOPs queued; time them up to {@link #synchronize()}.
+     */
+    public double tensorCorePeak(DType type, int blocks, int iterations) {
+        String kernel = switch (type) {
+            case F16 -> "mma_peak_f16";
+            case BF16 -> "mma_peak_bf16";
+            default -> throw new IllegalArgumentException("the tensor cores' peak is measured in F16 or BF16, not " + type);
+        };
+        if (blocks < 1 || blocks > MAX_BLOCKS || iterations < 1) {
+            throw new IllegalArgumentException("tensorCorePeak needs 1.." + MAX_BLOCKS + " blocks and a positive iteration count, got "
+                    + blocks + ", " + iterations);
+        }
+        int warps = blocks * (PEAK_THREADS / 32);
+        Tensor sums = allocate(DType.F32, warps);
+        launch(kernel, blocks, PEAK_THREADS, pointer(sums), 1e-3f, iterations);
+        sums.storage().release(); // later users of the block come after the kernel on the stream
+        return 2.0 * 16 * 16 * 16 * PEAK_CHAINS * iterations * warps;
+    }
+
+    /** Waits until everything queued on the stream so far has run. */
+    public void synchronize() {
+        notCapturing("waiting for the stream");
+        device.synchronize();
+    }
+
     /** The pool's device allocations so far (a denoising loop makes its allocations in its first step). */
     long deviceAllocations() {
         return pool.allocations();

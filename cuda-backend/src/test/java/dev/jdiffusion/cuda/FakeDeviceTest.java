@@ -85,6 +85,21 @@ class FakeDeviceTest {
     }
 
     @Test
+    void theTensorCorePeakLaunchesWithArgumentsThePtxAcceptsAndCountsItsFlops() {
+        FakeDevice dev = new FakeDevice();
+        try (CudaBackend gpu = dev.backend()) {
+            long inUse = gpu.bytesInUse();
+            // 132 blocks of 4 warps, 8 chains of 16 x 16 x 16 products, 1000 times
+            assertEquals(2.0 * 4096 * 8 * 1000 * 132 * 4, gpu.tensorCorePeak(DType.F16, 132, 1000));
+            assertEquals(2.0 * 4096 * 8 * 10 * 4, gpu.tensorCorePeak(DType.BF16, 1, 10));
+            assertEquals(inUse, gpu.bytesInUse(), "the warps' sums go back to the pool");
+            assertThrows(IllegalArgumentException.class, () -> gpu.tensorCorePeak(DType.F32, 1, 1));
+            assertThrows(IllegalArgumentException.class, () -> gpu.tensorCorePeak(DType.F16, 0, 1));
+        }
+        assertEquals(List.of("mma_peak_f16 132x1x1", "mma_peak_bf16 1x1x1"), dev.grids);
+    }
+
+    @Test
     void productsRunInThePrecisionOfTheirWeights() {
         assertEquals("gemm_f32", CudaBackend.productKernel("gemm", DType.F32, DType.F32));
         assertEquals("gemm_tc_f16", CudaBackend.productKernel("gemm", DType.F32, DType.F16));

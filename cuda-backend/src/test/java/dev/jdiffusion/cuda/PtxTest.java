@@ -45,7 +45,7 @@ class PtxTest {
             assertTrue(ptx.contains("\n.target sm_80\n"), module + ": compute capability 8.0 and newer");
         }
         assertEquals(List.of("attention_f32", "attention_tc_f16", "conv2d_f32", "conv2d_tc_bf16", "conv2d_tc_f16", "gemm_f32", "gemm_tc_bf16",
-                        "gemm_tc_f16"),
+                        "gemm_tc_f16", "mma_peak_bf16", "mma_peak_f16"),
                 PtxFunctions.entries(resource("linalg")).stream().sorted().toList());
     }
 
