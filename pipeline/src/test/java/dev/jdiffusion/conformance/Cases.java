@@ -45,6 +45,24 @@ final class Cases {
         return tests.stream();
     }
 
+    /**
+     * The backend the network cases run on: the CPU backend (2 threads), or with
+     * {@code -Dconformance.device=cuda} (or {@code cuda:N}) a GPU in full precision, float32
+     * throughout, since the cases' bounds are float32's. A GPU asked for and not usable fails the run.
+     */
+    static Backend backend() {
+        String device = System.getProperty("conformance.device", "cpu");
+        return device.equals("cpu") ? new dev.jdiffusion.core.cpu.CpuBackend(2)
+                : dev.jdiffusion.pipeline.Devices.open(device, "full");
+    }
+
+    /** A file's tensors in a backend's memory (on the CPU: as read). */
+    static Map<String, Tensor> tensors(Backend backend, SafetensorsFile f) {
+        Map<String, Tensor> m = tensors(f);
+        m.replaceAll((k, t) -> backend.upload(t));
+        return m;
+    }
+
     static Map<String, Tensor> tensors(SafetensorsFile f) {
         Map<String, Tensor> m = new HashMap<>();
         for (Map.Entry<String, StoredTensor> e : f.tensors().entrySet()) {

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
-import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.core.model.ClipTextEncoder;
 import dev.jdiffusion.core.model.SdxlTextConditioner;
@@ -24,11 +23,11 @@ import org.junit.jupiter.api.TestFactory;
  * files and compared with the float64 references, tensor by tensor. One line per case.
  */
 class ClipConformanceTest {
-    private static final Backend CPU = new CpuBackend(2);
+    private static final Backend BACKEND = Cases.backend();
 
     @AfterAll
     static void close() {
-        CPU.close();
+        BACKEND.close();
     }
 
     @TestFactory
@@ -42,13 +41,13 @@ class ClipConformanceTest {
         Cases.Compare c;
         switch (kind) {
             case "clip-text" -> {
-                c = new Cases.Compare(CPU, 1e-4, 1e-4);
+                c = new Cases.Compare(BACKEND, 1e-4, 1e-4);
                 Map<?, ?> cfg = (Map<?, ?>) m.get("config");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("weights.safetensors"));
                      SafetensorsFile g = SafetensorsFile.open(dir.resolve("golden.safetensors"))) {
                     boolean sd1 = ((String) cfg.get("weight_naming")).startsWith("SD1");
-                    Map<String, Tensor> weights = Cases.tensors(w);
-                    ClipTextEncoder enc = ClipTextEncoder.load(CPU, weights, sd1 ? "cond_stage_model.transformer.text_model."
+                    Map<String, Tensor> weights = Cases.tensors(BACKEND, w);
+                    ClipTextEncoder enc = ClipTextEncoder.load(BACKEND, weights, sd1 ? "cond_stage_model.transformer.text_model."
                             : "cond_stage_model.model.", num(cfg.get("heads")), activation((String) cfg.get("activation")));
                     if (sd1) {
                         enc = enc.withProjection(weights.get("text_projection"));
@@ -70,13 +69,13 @@ class ClipConformanceTest {
                 }
             }
             case "clip-text-encoder" -> {
-                c = new Cases.Compare(CPU, 5e-6, 5e-5);
+                c = new Cases.Compare(BACKEND, 5e-6, 5e-5);
                 Map<?, ?> cfg = (Map<?, ?>) m.get("config");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
                      SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"))) {
-                    Map<String, Tensor> weights = Cases.tensors(w);
+                    Map<String, Tensor> weights = Cases.tensors(BACKEND, w);
                     boolean sd1 = weights.containsKey("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
-                    ClipTextEncoder enc = ClipTextEncoder.load(CPU, weights, sd1 ? "cond_stage_model.transformer.text_model."
+                    ClipTextEncoder enc = ClipTextEncoder.load(BACKEND, weights, sd1 ? "cond_stage_model.transformer.text_model."
                             : "cond_stage_model.model.", num(cfg.get("heads")), activation((String) cfg.get("hidden_act")));
                     if (io.contains("text_projection")) {
                         enc = enc.withProjection(io.tensor("text_projection").toTensor());
@@ -93,26 +92,26 @@ class ClipConformanceTest {
                 }
             }
             case "sdxl-text-conditioning" -> {
-                c = new Cases.Compare(CPU, 5e-6, 5e-5);
+                c = new Cases.Compare(BACKEND, 5e-6, 5e-5);
                 Map<?, ?> emb = (Map<?, ?>) m.get("embedders");
                 try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
                      SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"))) {
-                    Map<String, Tensor> weights = Cases.tensors(w);
+                    Map<String, Tensor> weights = Cases.tensors(BACKEND, w);
                     ClipTextEncoder[] encoders = new ClipTextEncoder[2];
                     for (int e = 0; e < 2; e++) {
                         Map<?, ?> spec = (Map<?, ?>) emb.get(Integer.toString(e));
                         Map<?, ?> cfg = (Map<?, ?>) spec.get("config");
-                        encoders[e] = ClipTextEncoder.load(CPU, weights, (String) spec.get("prefix"), num(cfg.get("heads")),
+                        encoders[e] = ClipTextEncoder.load(BACKEND, weights, (String) spec.get("prefix"), num(cfg.get("heads")),
                                 activation((String) cfg.get("hidden_act")));
                     }
-                    SdxlTextConditioner.Conditioning out = new SdxlTextConditioner(CPU, encoders[0], encoders[1])
+                    SdxlTextConditioner.Conditioning out = new SdxlTextConditioner(BACKEND, encoders[0], encoders[1])
                             .encode(Cases.ids(io.tensor("input_ids_0")), Cases.ids(io.tensor("input_ids_1")));
                     c.compare("crossattn", out.crossAttention(), io.tensor("crossattn"));
                     c.compare("vector_text", out.pooled(), io.tensor("vector_text"));
                 }
             }
             default -> {
-                c = new Cases.Compare(CPU, 0, 0);
+                c = new Cases.Compare(BACKEND, 0, 0);
                 c.fail("no runner for kind " + kind);
             }
         }

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
-import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
@@ -25,11 +24,11 @@ import org.junit.jupiter.api.TestFactory;
  * float64 references, every block's output included. One line per case.
  */
 class UNetConformanceTest {
-    private static final Backend CPU = new CpuBackend(2);
+    private static final Backend BACKEND = Cases.backend();
 
     @AfterAll
     static void close() {
-        CPU.close();
+        BACKEND.close();
     }
 
     @TestFactory
@@ -76,7 +75,7 @@ class UNetConformanceTest {
 
     private static void run(String rel, Path dir) throws IOException {
         Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("manifest.json")));
-        Cases.Compare c = new Cases.Compare(CPU, 5e-6, 5e-5);
+        Cases.Compare c = new Cases.Compare(BACKEND, 5e-6, 5e-5);
         if (!"unet-forward".equals(m.get("kind"))) {
             c.fail("no runner for kind " + m.get("kind"));
         } else {
@@ -89,8 +88,8 @@ class UNetConformanceTest {
                 Tensor y = io.contains("y") ? io.tensor("y").toTensor() : null;
                 if (y != null) {
                     // SDXL's vector input rebuilt from its parts (float32 lands within 1e-4: arguments up to 1344)
-                    Cases.Compare vec = new Cases.Compare(CPU, Double.POSITIVE_INFINITY, 1e-4);
-                    vec.compare("y", dev.jdiffusion.core.model.SdxlTextConditioner.vector(CPU,
+                    Cases.Compare vec = new Cases.Compare(BACKEND, Double.POSITIVE_INFINITY, 1e-4);
+                    vec.compare("y", dev.jdiffusion.core.model.SdxlTextConditioner.vector(BACKEND,
                             io.tensor("y_pooled").toTensor(), pairs(io, "y_original_size"),
                             pairs(io, "y_crop_coords_top_left"), pairs(io, "y_target_size")), io.tensor("y"));
                     vec.failures.forEach(c::fail);
@@ -108,12 +107,12 @@ class UNetConformanceTest {
                         if (!expected.equals(actual)) {
                             c.fail(weights + ": parameter list differs from UNet.Config.parameterShapes()");
                         }
-                        UNet unet = UNet.load(CPU, Cases.tensors(w), "model.diffusion_model.", cfg);
+                        UNet unet = UNet.load(BACKEND, Cases.tensors(BACKEND, w), "model.diffusion_model.", cfg);
                         Map<String, Tensor> seen = new HashMap<>();
                         Tensor eps = unet.forward(x, ts, context, y, half ? null : seen::put);
                         c.compare(half ? "eps_fp16_weights" : "eps", eps, io.tensor(half ? "eps_fp16_weights" : "eps"));
                         if (!half) {
-                            Cases.Compare temb = new Cases.Compare(CPU, Double.POSITIVE_INFINITY, 5e-5);
+                            Cases.Compare temb = new Cases.Compare(BACKEND, Double.POSITIVE_INFINITY, 5e-5);
                             temb.compare("t_emb", seen.get("t_emb"), io.tensor("t_emb"));
                             temb.failures.forEach(c::fail);
                             for (String name : im.tensors().keySet()) {

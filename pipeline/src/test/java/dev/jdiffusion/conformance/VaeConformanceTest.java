@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
-import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.json.Json;
 import dev.jdiffusion.core.model.Vae;
 import dev.jdiffusion.core.tensor.Tensor;
@@ -23,11 +22,11 @@ import org.junit.jupiter.api.TestFactory;
  * scale factors and every block's output, against the float64 references. One line per case.
  */
 class VaeConformanceTest {
-    private static final Backend CPU = new CpuBackend(2);
+    private static final Backend BACKEND = Cases.backend();
 
     @AfterAll
     static void close() {
-        CPU.close();
+        BACKEND.close();
     }
 
     @TestFactory
@@ -39,13 +38,13 @@ class VaeConformanceTest {
         Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("manifest.json")));
         Cases.Compare c;
         if (!"vae".equals(m.get("kind"))) {
-            c = new Cases.Compare(CPU, 0, 0);
+            c = new Cases.Compare(BACKEND, 0, 0);
             c.fail("no runner for kind " + m.get("kind"));
         } else if (Files.exists(dir.resolve("golden.safetensors"))) {
-            c = new Cases.Compare(CPU, 1e-4, 1e-3);
+            c = new Cases.Compare(BACKEND, 1e-4, 1e-3);
             try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("weights.safetensors"));
                  SafetensorsFile g = SafetensorsFile.open(dir.resolve("golden.safetensors"))) {
-                Vae vae = Vae.load(CPU, Cases.tensors(w), "first_stage_model.");
+                Vae vae = Vae.load(BACKEND, Cases.tensors(BACKEND, w), "first_stage_model.");
                 Map<String, Tensor> seen = new HashMap<>();
                 Vae.Posterior p = vae.encode(g.tensor("x").toTensor(), seen::put);
                 c.compare("encoder_out", seen.get("encoder.conv_out"), g.tensor("encoder_out"));
@@ -63,11 +62,11 @@ class VaeConformanceTest {
                 c.compare("decoded_from_mean", vae.decode(p.mean(), null), g.tensor("decoded_from_mean"));
             }
         } else {
-            c = new Cases.Compare(CPU, 2e-5, 1e-4);
+            c = new Cases.Compare(BACKEND, 2e-5, 1e-4);
             try (SafetensorsFile w = SafetensorsFile.open(dir.resolve("model.safetensors"));
                  SafetensorsFile io = SafetensorsFile.open(dir.resolve("io.safetensors"));
                  SafetensorsFile im = SafetensorsFile.open(dir.resolve("intermediates.safetensors"))) {
-                Vae vae = Vae.load(CPU, Cases.tensors(w), "first_stage_model.");
+                Vae vae = Vae.load(BACKEND, Cases.tensors(BACKEND, w), "first_stage_model.");
                 Map<String, Tensor> seen = new HashMap<>();
                 Vae.Posterior p = vae.encode(io.tensor("x").toTensor(), seen::put);
                 c.compare("moments", p.moments(), io.tensor("moments"));
@@ -76,13 +75,13 @@ class VaeConformanceTest {
                 c.compare("std", p.std(), io.tensor("std"));
                 Tensor sample = vae.sample(p, io.tensor("eps").toTensor());
                 c.compare("z_sample", sample, io.tensor("z_sample"));
-                c.compare("latent_sd1", CPU.scale(sample, Vae.SD_SCALE_FACTOR), io.tensor("latent_sd1"));
-                c.compare("latent_sdxl", CPU.scale(sample, Vae.SDXL_SCALE_FACTOR), io.tensor("latent_sdxl"));
+                c.compare("latent_sd1", BACKEND.scale(sample, Vae.SD_SCALE_FACTOR), io.tensor("latent_sd1"));
+                c.compare("latent_sdxl", BACKEND.scale(sample, Vae.SDXL_SCALE_FACTOR), io.tensor("latent_sdxl"));
                 c.compare("decoded_from_mean", vae.decode(p.mean(), null), io.tensor("decoded_from_mean"));
                 Tensor latent = io.tensor("latent_unet").toTensor();
-                c.compare("decoded_sd1", vae.decode(CPU.scale(latent, 1 / Vae.SD_SCALE_FACTOR), seen::put),
+                c.compare("decoded_sd1", vae.decode(BACKEND.scale(latent, 1 / Vae.SD_SCALE_FACTOR), seen::put),
                         io.tensor("decoded_sd1"));
-                c.compare("decoded_sdxl", vae.decode(CPU.scale(latent, 1 / Vae.SDXL_SCALE_FACTOR), null),
+                c.compare("decoded_sdxl", vae.decode(BACKEND.scale(latent, 1 / Vae.SDXL_SCALE_FACTOR), null),
                         io.tensor("decoded_sdxl"));
                 for (String name : im.tensors().keySet()) {
                     c.compare("intermediate " + name, seen.get(name), im.tensor(name));
