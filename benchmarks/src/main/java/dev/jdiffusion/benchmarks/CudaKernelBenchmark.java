@@ -86,11 +86,7 @@ public class CudaKernelBenchmark {
     }
 
     private Tensor up(Random rnd, DType type, int... shape) {
-        float[] v = new float[Math.toIntExact(Shapes.numel(shape))];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) rnd.nextGaussian() * 0.1f;
-        }
-        return gpu.upload(type == DType.F32 ? Tensor.of(v, shape) : Tensor.ofHalf(v, type, shape));
+        return gpu.upload(KernelBenchmark.random(rnd, type, shape));
     }
 
     @TearDown(Level.Trial)

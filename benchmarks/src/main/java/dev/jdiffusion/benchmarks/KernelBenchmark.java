@@ -68,7 +68,8 @@ public class KernelBenchmark {
         cpu.close();
     }
 
-    private static Tensor random(Random rnd, DType type, int... shape) {
+    /** N(0, 0.1²) values in the given storage type. */
+    static Tensor random(Random rnd, DType type, int... shape) {
         float[] v = new float[(int) dev.jdiffusion.core.tensor.Shapes.numel(shape)];
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) rnd.nextGaussian() * 0.1f;
