@@ -12,8 +12,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A UNet step on a CUDA backend as one CUDA graph: recorded at the first step, replayed at every
- * other with the new latents, timesteps and conditioning copied into its inputs, so that a step costs
- * one launch instead of a few hundred. Recorded again when the shapes change (another batch size, a
+ * other with the new latents and timesteps copied into its inputs (the conditioning too when it
+ * changes, as with prompt editing), so that a step costs one launch instead of a few hundred. Recorded again when the shapes change (another batch size, a
  * longer prompt); where a step cannot be recorded it says why once and the steps run kernel by kernel.
  */
 final class UNetGraph implements AutoCloseable {
@@ -23,6 +23,9 @@ final class UNetGraph implements AutoCloseable {
     private final UNet unet;
     private CudaGraph graph;
     private List<Tensor> shapes;
+    /** The conditioning the graph's inputs hold (copied again only when another one comes). */
+    private Tensor heldContext;
+    private Tensor heldY;
     private boolean unsupported;
 
     UNetGraph(CudaBackend cuda, UNet unet) {
@@ -31,15 +34,14 @@ final class UNetGraph implements AutoCloseable {
     }
 
     /**
-     * The UNet's output on the host for latents x (host, [B, C, H, W]) at timestep t, conditioned on
-     * {@code context} and {@code y} (null: none); null when the step cannot run as a graph.
+     * The UNet's output on the host for latents x (host, [B, C, H, W]) at the timesteps t (one per
+     * item), conditioned on {@code context} and {@code y} (null: none); null when the step cannot run
+     * as a graph.
      */
-    float[] apply(Tensor x, float timestep, Tensor context, Tensor y) {
+    float[] apply(Tensor x, float[] t, Tensor context, Tensor y) {
         if (unsupported) {
             return null;
         }
-        float[] t = new float[x.dim(0)];
-        Arrays.fill(t, timestep);
         List<Tensor> like = new ArrayList<>(List.of(x, Tensor.of(t, t.length), context));
         if (y != null) {
             like.add(y);
@@ -56,8 +58,15 @@ final class UNetGraph implements AutoCloseable {
             }
         }
         Tensor[] in = graph.inputs();
-        for (int i = 0; i < in.length; i++) {
-            cuda.copyInto(like.get(i), in[i]);
+        cuda.copyInto(x, in[0]);
+        cuda.copyInto(like.get(1), in[1]);
+        if (context != heldContext) {
+            cuda.copyInto(context, in[2]);
+            heldContext = context;
+        }
+        if (y != null && y != heldY) {
+            cuda.copyInto(y, in[3]);
+            heldY = y;
         }
         graph.run();
         return cuda.toHost(graph.output()).toFloatArray();
@@ -82,6 +91,8 @@ final class UNetGraph implements AutoCloseable {
             graph.close();
             graph = null;
             shapes = null;
+            heldContext = null;
+            heldY = null;
         }
     }
 }

@@ -48,7 +48,7 @@ public final class UNetModel implements DiffusionModel {
         float[] t = new float[b];
         java.util.Arrays.fill(t, (float) timestep);
         Tensor latents = Tensor.of(x, b, latentShape[0], latentShape[1], latentShape[2]);
-        float[] out = graph == null ? null : graph.apply(latents, (float) timestep, context, y);
+        float[] out = graph == null ? null : graph.apply(latents, t, context, y);
         if (out == null) {
             try (Backend.Scope s = unet.backend().scope()) {
                 out = unet.backend().toHost(unet.forward(latents, t, context, y, null)).toFloatArray();
