@@ -252,7 +252,9 @@ extern "C" __global__ void embedding_f32(const void* table, int tType, const int
 }
 
 // y [count, dim]: LDM's sinusoidal embedding
-extern "C" __global__ void timestep_embedding_f32(const float* t, float* y, int count, int dim, float logMaxPeriod,
+// Each frequency exp(-ln(maxPeriod) i / (half - freqShift)) is computed in double and rounded once,
+// as the CPU backend does, so that t * freq (up to ~1000 * 1) is the same float on both backends.
+extern "C" __global__ void timestep_embedding_f32(const float* t, float* y, int count, int dim, float maxPeriod,
                                                   int cosFirst, float freqShift) {
     int half = dim / 2;
     GRID_STRIDE(i, (long) count * dim) {
@@ -261,7 +263,7 @@ extern "C" __global__ void timestep_embedding_f32(const float* t, float* y, int 
         float v = 0.0f;
         if (j < 2 * half) {
             int f = j < half ? j : j - half;
-            float freq = expf(-logMaxPeriod * f / (half - freqShift));
+            float freq = (float) exp(-log((double) maxPeriod) * f / (double) (half - freqShift));
             float arg = t[k] * freq;
             bool first = j < half;
             v = (first == (cosFirst != 0)) ? cosf(arg) : sinf(arg);

@@ -559,7 +559,7 @@ public final class CudaBackend implements Backend {
         Tensor t = upload(timesteps);
         Tensor y = allocate(DType.F32, b, dim);
         launch("timestep_embedding_f32", Layouts.blocks(y.numel(), THREADS, MAX_BLOCKS), THREADS, pointer(t), pointer(y),
-                b, dim, (float) Math.log(maxPeriod), cosFirst ? 1 : 0, freqShift);
+                b, dim, maxPeriod, cosFirst ? 1 : 0, freqShift);
         return y;
     }
 

@@ -24,8 +24,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The backend's host side on a {@link FakeDevice}, which checks every request against what a GPU
  * would accept. Whole UNet, VAE and CLIP passes go through it, and repeated steps must not ask the
- * device for more memory. (What the kernels compute is checked only on a GPU, by
- * {@link CudaBackendTest}.)
+ * device for more memory. (What the kernels compute is checked by {@link CudaBackendTest}, on a GPU
+ * or on the emulated one.)
  */
 class FakeDeviceTest {
     private static Tensor random(Random r, DType type, int... shape) {

@@ -1,0 +1,355 @@
+package dev.jdiffusion.cuda;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.reflect.Field;
+import java.nio.Buffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import jcuda.Pointer;
+
+/**
+ * A GPU emulated on the CPU: the kernels' CUDA sources ({@code src/main/cuda}) compiled as host C++
+ * with the emulator in {@code src/test/cuda-emulator} (every CUDA thread a fiber; barriers, warp
+ * shuffles and WMMA emulated), device memory in host memory. It computes what the kernels compute,
+ * so the backend's op tests can check the kernels' indexing and arithmetic where no GPU is; every
+ * request is also checked as a {@link FakeDevice} checks it (the PTX's parameter lists, launch
+ * limits, pointers inside live blocks). It needs g++ and the CUDA headers (for {@code cuda_fp16.h});
+ * the library is built into {@code target/cuda-emulator} when the sources are newer.
+ *
+ * <p>It says nothing about speed, about races that the fibers' fixed order hides, or about what the
+ * real compiler and hardware do differently (fast-math intrinsics, the tensor cores' rounding).
+ */
+final class EmulatedDevice implements Device {
+    private static final Path MODULE = Path.of("").toAbsolutePath();
+    private static final Path KERNELS = MODULE.resolve("src/main/cuda");
+    private static final Path EMULATOR = MODULE.resolve("src/test/cuda-emulator");
+    private static final Path OUT = MODULE.resolve("target/cuda-emulator");
+    private static final Pattern KERNEL = Pattern.compile("extern \"C\" __global__ void (?:__launch_bounds__\\([^)]*\\) )?(\\w+)\\(");
+    private static final Pattern DYNAMIC_SHARED = Pattern.compile("extern __shared__ (\\w+) (\\w+)\\[\\];");
+
+    private static Library library;
+    private static String unavailable;
+
+    private final FakeDevice checks = new FakeDevice();
+    /** Device memory of every emulated device, as one GPU's is: any of them can copy any block (the backends share a context). */
+    private static final Map<Block, Memory> MEMORY = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+    private final List<Block> mine = new ArrayList<>();
+    private final Map<Long, List<Runnable>> graphs = new HashMap<>();
+    private List<Runnable> recording;
+
+    private record Memory(Arena arena, MemorySegment segment) {
+    }
+
+    private record Library(MethodHandle launch, MethodHandle error) {
+    }
+
+    EmulatedDevice() {
+        String why = unavailable();
+        if (why != null) {
+            throw new IllegalStateException("the CUDA emulator cannot be built: " + why);
+        }
+    }
+
+    /** Why the emulator cannot run here (no g++, no CUDA headers, a build error), or null when it can. */
+    static synchronized String unavailable() {
+        if (library == null && unavailable == null) {
+            try {
+                library = load(build());
+            } catch (IOException | RuntimeException e) {
+                unavailable = e.getMessage();
+            }
+        }
+        return unavailable;
+    }
+
+    private static Path cudaInclude() {
+        List<Path> candidates = new ArrayList<>();
+        for (String v : new String[] {System.getenv("CUDA_HOME"), System.getenv("CUDA_PATH")}) {
+            if (v != null) {
+                candidates.add(Path.of(v, "include"));
+            }
+        }
+        candidates.add(Path.of("/usr/local/cuda/include"));
+        String path = System.getenv("PATH");
+        if (path != null) {
+            for (String dir : path.split(":")) {
+                Path nvcc = Path.of(dir, "nvcc");
+                if (Files.isExecutable(nvcc)) {
+                    try {
+                        candidates.add(nvcc.toRealPath().getParent().resolveSibling("include"));
+                    } catch (IOException ignored) {
+                        // a broken link: try the others
+                    }
+                }
+            }
+        }
+        return candidates.stream().filter(p -> Files.isRegularFile(p.resolve("cuda_fp16.h"))).findFirst()
+                .orElseThrow(() -> new IllegalStateException("no CUDA headers (cuda_fp16.h) in " + candidates));
+    }
+
+    /** Writes the translation unit that includes the kernels and lists them, then compiles the library if it is out of date. */
+    private static Path build() throws IOException {
+        List<Path> sources;
+        try (Stream<Path> s = Files.list(KERNELS)) {
+            sources = s.filter(p -> p.toString().endsWith(".cu")).sorted().toList();
+        }
+        if (sources.isEmpty()) {
+            throw new IllegalStateException("no .cu sources in " + KERNELS);
+        }
+        StringBuilder unit = new StringBuilder("// generated by EmulatedDevice\n#include \"cuda_emu.h\"\n");
+        List<String> kernels = new ArrayList<>();
+        StringBuilder shared = new StringBuilder();
+        for (Path p : sources) {
+            String text = Files.readString(p);
+            unit.append("#include \"").append(p).append("\"\n");
+            Matcher m = KERNEL.matcher(text);
+            while (m.find()) {
+                kernels.add(m.group(1));
+            }
+            Matcher d = DYNAMIC_SHARED.matcher(text);
+            while (d.find()) {
+                // dynamic shared memory: the most a launch may ask for
+                shared.append("alignas(32) thread_local ").append(d.group(1)).append(' ').append(d.group(2))
+                        .append("[48 * 1024 / sizeof(").append(d.group(1)).append(")];\n");
+            }
+        }
+        unit.append(shared).append("#include \"cuda_emu_kernels.h\"\nconst std::vector<emu::KernelEntry> emu::KERNELS = {\n");
+        for (String k : kernels) {
+            unit.append("    KERNEL(").append(k).append("),\n");
+        }
+        unit.append("};\n");
+        Files.createDirectories(OUT);
+        Path tu = OUT.resolve("kernels.cpp");
+        Path lib = OUT.resolve("libcudaemu.so");
+        String text = unit.toString();
+        boolean same = Files.exists(tu) && Files.readString(tu).equals(text);
+        if (!same) {
+            Files.writeString(tu, text);
+        }
+        FileTime built = Files.exists(lib) ? Files.getLastModifiedTime(lib) : null;
+        List<Path> inputs = new ArrayList<>(sources);
+        inputs.add(tu);
+        try (Stream<Path> s = Files.list(EMULATOR)) {
+            s.forEach(inputs::add);
+        }
+        inputs.add(KERNELS.resolve("common.cuh"));
+        boolean stale = built == null;
+        for (Path p : inputs) {
+            if (Files.exists(p) && (stale || Files.getLastModifiedTime(p).compareTo(built) > 0)) {
+                stale = true;
+            }
+        }
+        if (stale) {
+            Path tmp = OUT.resolve("libcudaemu.so.tmp");
+            List<String> cmd = List.of("g++", "-std=c++20", "-O3", "-march=native", "-fPIC", "-shared", "-I" + EMULATOR, "-I" + cudaInclude(),
+                    "-I" + KERNELS, tu.toString(), EMULATOR.resolve("cuda_emu.cpp").toString(), "-o", tmp.toString(), "-lpthread");
+            Process p;
+            try {
+                p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            } catch (IOException e) {
+                throw new IllegalStateException("g++ cannot be run: " + e.getMessage(), e);
+            }
+            String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            try {
+                if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
+                    throw new IllegalStateException("g++ failed:\n" + log);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while building the emulator", e);
+            }
+            Files.move(tmp, lib, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        return lib;
+    }
+
+    private static Library load(Path lib) {
+        SymbolLookup symbols = SymbolLookup.libraryLookup(lib, Arena.global());
+        Linker linker = Linker.nativeLinker();
+        ValueLayout.OfInt i = ValueLayout.JAVA_INT;
+        MethodHandle launch = linker.downcallHandle(symbols.find("emu_launch").orElseThrow(),
+                FunctionDescriptor.of(i, ValueLayout.ADDRESS, i, i, i, i, i, i, i, ValueLayout.ADDRESS, i));
+        MethodHandle error = linker.downcallHandle(symbols.find("emu_error").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_BYTE)));
+        return new Library(launch, error);
+    }
+
+    @Override
+    public Block allocate(long bytes) {
+        Block b = checks.allocate(bytes);
+        Arena arena = Arena.ofShared();
+        MEMORY.put(b, new Memory(arena, arena.allocate(Math.max(1, bytes), 256)));
+        mine.add(b);
+        return b;
+    }
+
+    @Override
+    public void free(Block block) {
+        checks.free(block);
+        mine.remove(block);
+        MEMORY.remove(block).arena().close();
+    }
+
+    private MemorySegment segment(Address a, long bytes) {
+        return MEMORY.get(a.block()).segment().asSlice(a.offset(), bytes);
+    }
+
+    /** The host memory a JCuda pointer to a Java array or buffer names, from its byte offset on. */
+    private static MemorySegment host(Pointer p, long bytes) {
+        try {
+            Field buffer = Pointer.class.getDeclaredField("buffer");
+            Field offset = Pointer.class.getDeclaredField("byteOffset");
+            buffer.setAccessible(true);
+            offset.setAccessible(true);
+            Buffer b = (Buffer) buffer.get(p);
+            if (b == null) {
+                throw new IllegalArgumentException("a host pointer that is not to a Java array or buffer");
+            }
+            return MemorySegment.ofBuffer(b).asSlice((long) offset.get(p), bytes);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot read a JCuda pointer", e);
+        }
+    }
+
+    @Override
+    public void copyToDevice(Address dst, Pointer src, long bytes) {
+        checks.copyToDevice(dst, src, bytes);
+        MemorySegment.copy(host(src, bytes), 0, segment(dst, bytes), 0, bytes);
+    }
+
+    @Override
+    public void copyToHost(Pointer dst, Address src, long bytes) {
+        checks.copyToHost(dst, src, bytes);
+        MemorySegment.copy(segment(src, bytes), 0, host(dst, bytes), 0, bytes);
+    }
+
+    /** Runs device work now, or records it while a capture is on. */
+    private void stream(Runnable work) {
+        if (recording != null) {
+            recording.add(work);
+        } else {
+            work.run();
+        }
+    }
+
+    @Override
+    public void zero(Address dst, long bytes) {
+        checks.zero(dst, bytes);
+        stream(() -> segment(dst, bytes).fill((byte) 0));
+    }
+
+    @Override
+    public void copy(Address dst, Address src, long bytes) {
+        checks.copy(dst, src, bytes);
+        stream(() -> MemorySegment.copy(segment(src, bytes), 0, segment(dst, bytes), 0, bytes));
+    }
+
+    @Override
+    public void beginCapture() {
+        checks.beginCapture();
+        recording = new ArrayList<>();
+    }
+
+    @Override
+    public Graph endCapture() {
+        Graph g = checks.endCapture();
+        graphs.put(g.id(), recording);
+        recording = null;
+        return g;
+    }
+
+    @Override
+    public void abortCapture() {
+        checks.abortCapture();
+        recording = null;
+    }
+
+    @Override
+    public void launchGraph(Graph graph) {
+        checks.launchGraph(graph);
+        graphs.get(graph.id()).forEach(Runnable::run);
+    }
+
+    @Override
+    public void destroyGraph(Graph graph) {
+        checks.destroyGraph(graph);
+        graphs.remove(graph.id());
+    }
+
+    @Override
+    public void launch(String kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object... args) {
+        checks.launch(kernel, gridX, gridY, gridZ, threads, sharedBytes, args);
+        Object[] copy = args.clone();
+        stream(() -> run(kernel, gridX, gridY, gridZ, threads, sharedBytes, copy));
+    }
+
+    private void run(String kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object[] args) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pointers = arena.allocate(ValueLayout.ADDRESS, Math.max(1, args.length));
+            for (int i = 0; i < args.length; i++) {
+                MemorySegment value;
+                switch (args[i]) {
+                    case Address a -> {
+                        value = arena.allocate(ValueLayout.JAVA_LONG);
+                        value.set(ValueLayout.JAVA_LONG, 0, a.block() == null ? 0
+                                : MEMORY.get(a.block()).segment().address() + a.offset());
+                    }
+                    case Integer v -> value = arena.allocateFrom(ValueLayout.JAVA_INT, v);
+                    case Long v -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, v);
+                    case Float v -> value = arena.allocateFrom(ValueLayout.JAVA_FLOAT, v);
+                    case long[] v -> value = arena.allocateFrom(ValueLayout.JAVA_LONG, v);
+                    default -> throw new IllegalArgumentException(kernel + ": argument " + i + " of type "
+                            + args[i].getClass().getName());
+                }
+                pointers.setAtIndex(ValueLayout.ADDRESS, i, value);
+            }
+            int rc = (int) library.launch().invokeExact(arena.allocateFrom(kernel), gridX, gridY, gridZ, threads, 1, 1,
+                    sharedBytes, pointers, args.length);
+            if (rc != 0) {
+                MemorySegment why = (MemorySegment) library.error().invokeExact();
+                throw new IllegalStateException(kernel + " (emulated): " + why.reinterpret(Long.MAX_VALUE).getString(0));
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void synchronize() {
+        checks.synchronize();
+    }
+
+    @Override
+    public String name() {
+        return "CUDA emulated on the CPU";
+    }
+
+    @Override
+    public void close() {
+        for (Block b : mine) {
+            MEMORY.remove(b).arena().close();
+        }
+        mine.clear();
+        checks.close();
+    }
+}
