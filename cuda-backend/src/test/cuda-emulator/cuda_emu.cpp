@@ -2,7 +2,6 @@
 // between them, blocks spread over host threads, and the launch entry point the Java side calls.
 #include "cuda_emu.h"
 
-#include <ucontext.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -16,6 +15,45 @@
 
 #include "cuda_emu_kernels.h"
 
+#if !defined(__x86_64__)
+#error "the CUDA emulator switches fibers with x86-64 code"
+#endif
+
+// Saves the callee-saved registers and the SSE/x87 control words on the current stack, stores the
+// stack pointer in *from, and continues where `to` was saved (a fiber or the scheduler). swapcontext
+// would do the same with two system calls per switch for the signal mask.
+extern "C" void emu_switch(void** from, void* to);
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+    .section .note.GNU-stack, "", @progbits
+    .text
+)");
+
 namespace emu {
 thread_local emu_dim3 block_idx;
 thread_local emu_dim3 block_dim;
@@ -27,7 +65,7 @@ constexpr size_t STACK = 256 * 1024;
 enum State { RUNNING, AT_BLOCK, AT_WARP, DONE };
 
 struct Fiber {
-    ucontext_t ctx;
+    void* sp;
     unsigned long calls;
     emu_dim3 tid;
     int index;
@@ -41,7 +79,7 @@ struct Block {
     std::vector<Fiber> fibers;
     char* stacks = nullptr;
     size_t stackBytes = 0;
-    ucontext_t scheduler;
+    void* scheduler;
     int live;
     int atBlock;
     std::vector<int> warpLive;
@@ -105,10 +143,11 @@ void releaseWarp(Block& b, int w) {
 }
 
 void yield() {
-    swapcontext(&self->ctx, &block->scheduler);
+    emu_switch(&self->sp, block->scheduler);
 }
 
-void entry() {
+// where a fiber starts (entered by emu_switch's ret); never returns
+[[noreturn]] void entry() {
     Block& b = *block;
     b.kernel(b.args);
     Fiber& me = *self;
@@ -117,7 +156,27 @@ void entry() {
     b.warpLive[me.index / 32]--;
     releaseBlock(b);
     releaseWarp(b, me.index / 32);
-    // returns to the scheduler through uc_link
+    emu_switch(&me.sp, b.scheduler);
+    __builtin_unreachable();
+}
+
+// a fresh fiber's stack as emu_switch leaves it: control words, six registers, then entry as the
+// return address at a 16-byte boundary (so that entry starts as if called)
+void* start(char* stack, size_t bytes) {
+    auto top = reinterpret_cast<std::uintptr_t>(stack + bytes) & ~std::uintptr_t{15};
+    auto* slot = reinterpret_cast<std::uint64_t*>(top - 16);
+    slot[1] = 0;
+    slot[0] = reinterpret_cast<std::uint64_t>(&entry);
+    std::uint64_t* sp = slot - 7;
+    for (int i = 1; i < 7; i++) {
+        sp[i] = 0;
+    }
+    std::uint32_t csr;
+    std::uint16_t cw;
+    asm volatile("stmxcsr %0" : "=m"(csr));
+    asm volatile("fnstcw %0" : "=m"(cw));
+    sp[0] = csr | (std::uint64_t) cw << 32;
+    return sp;
 }
 
 void runBlock(Block& b, int threads) {
@@ -145,11 +204,7 @@ void runBlock(Block& b, int threads) {
         f.tid.z = i / (block_dim.x * block_dim.y);
         f.state = RUNNING;
         b.warpLive[i / 32]++;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = b.stacks + (size_t) i * STACK;
-        f.ctx.uc_stack.ss_size = STACK;
-        f.ctx.uc_link = &b.scheduler;
-        makecontext(&f.ctx, entry, 0);
+        f.sp = start(b.stacks + (size_t) i * STACK, STACK);
     }
     int done = 0;
     while (done < threads) {
@@ -158,7 +213,7 @@ void runBlock(Block& b, int threads) {
         for (Fiber& f : b.fibers) {
             if (f.state == RUNNING) {
                 self = &f;
-                swapcontext(&b.scheduler, &f.ctx);
+                emu_switch(&b.scheduler, f.sp);
                 ran = true;
             }
             if (f.state == DONE) {

@@ -31,14 +31,16 @@ import jcuda.Pointer;
  * shuffles and WMMA emulated), device memory in host memory. It computes what the kernels compute,
  * so the backend's op tests can check the kernels' indexing and arithmetic where no GPU is; every
  * request is also checked as a {@link FakeDevice} checks it (the PTX's parameter lists, launch
- * limits, pointers inside live blocks). It needs g++ and the CUDA headers (for {@code cuda_fp16.h});
- * the library is built into {@code target/cuda-emulator} when the sources are newer.
+ * limits, pointers inside live blocks). It needs g++ ({@code $CXX} if set; C++20, x86-64) and the CUDA
+ * headers (for {@code cuda_fp16.h});
+ * the library is built into {@code target/cuda-emulator} when the sources are newer. Also used by
+ * other modules' tests (this module's test jar), from their own directories.
  *
  * <p>It says nothing about speed, about races that the fibers' fixed order hides, or about what the
  * real compiler and hardware do differently (fast-math intrinsics, the tensor cores' rounding).
  */
-final class EmulatedDevice implements Device {
-    private static final Path MODULE = Path.of("").toAbsolutePath();
+public final class EmulatedDevice implements Device {
+    private static final Path MODULE = module();
     private static final Path KERNELS = MODULE.resolve("src/main/cuda");
     private static final Path EMULATOR = MODULE.resolve("src/test/cuda-emulator");
     private static final Path OUT = MODULE.resolve("target/cuda-emulator");
@@ -61,6 +63,22 @@ final class EmulatedDevice implements Device {
     private record Library(MethodHandle launch, MethodHandle error) {
     }
 
+    /** This module's directory, from its own tests or from a sibling module's (the working directory of each). */
+    private static Path module() {
+        Path here = Path.of("").toAbsolutePath();
+        for (Path p : new Path[] {here, here.resolveSibling("cuda-backend"), here.resolve("cuda-backend")}) {
+            if (Files.isDirectory(p.resolve("src/main/cuda")) && Files.isDirectory(p.resolve("src/test/cuda-emulator"))) {
+                return p;
+            }
+        }
+        return here;
+    }
+
+    /** A CUDA backend on an emulated GPU: float32 throughout ({@code fullPrecision}) or on the emulated tensor cores. */
+    public static CudaBackend backend(boolean fullPrecision) {
+        return new CudaBackend(new EmulatedDevice(), fullPrecision);
+    }
+
     EmulatedDevice() {
         String why = unavailable();
         if (why != null) {
@@ -69,7 +87,7 @@ final class EmulatedDevice implements Device {
     }
 
     /** Why the emulator cannot run here (no g++, no CUDA headers, a build error), or null when it can. */
-    static synchronized String unavailable() {
+    public static synchronized String unavailable() {
         if (library == null && unavailable == null) {
             try {
                 library = load(build());
@@ -159,18 +177,19 @@ final class EmulatedDevice implements Device {
         }
         if (stale) {
             Path tmp = OUT.resolve("libcudaemu.so.tmp");
-            List<String> cmd = List.of("g++", "-std=c++20", "-O3", "-march=native", "-fPIC", "-shared", "-I" + EMULATOR, "-I" + cudaInclude(),
+            String cxx = System.getenv("CXX") == null || System.getenv("CXX").isBlank() ? "g++" : System.getenv("CXX");
+            List<String> cmd = List.of(cxx, "-std=c++20", "-O3", "-march=native", "-fPIC", "-shared", "-I" + EMULATOR, "-I" + cudaInclude(),
                     "-I" + KERNELS, tu.toString(), EMULATOR.resolve("cuda_emu.cpp").toString(), "-o", tmp.toString(), "-lpthread");
             Process p;
             try {
                 p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
             } catch (IOException e) {
-                throw new IllegalStateException("g++ cannot be run: " + e.getMessage(), e);
+                throw new IllegalStateException(cxx + " cannot be run: " + e.getMessage(), e);
             }
             String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             try {
                 if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
-                    throw new IllegalStateException("g++ failed:\n" + log);
+                    throw new IllegalStateException(cxx + " failed:\n" + log);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
