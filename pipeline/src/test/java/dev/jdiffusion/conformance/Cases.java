@@ -35,6 +35,12 @@ final class Cases {
     static Stream<DynamicTest> scan(String area, CaseRunner runner) throws IOException {
         Path dir = root().resolve(area);
         Assumptions.assumeTrue(Files.isDirectory(dir), "no " + area + " conformance data at " + dir + "; skipped");
+        String missing = emulatorMissing();
+        if (missing != null) {
+            System.out.println("conformance " + area + ": the emulated GPU asked for cannot be built here (" + missing
+                    + "); its cases skipped");
+        }
+        Assumptions.assumeTrue(missing == null, "the emulated GPU asked for cannot be built here (" + missing + "); skipped");
         List<DynamicTest> tests = new ArrayList<>();
         try (Stream<Path> walk = Files.walk(dir)) {
             for (Path manifest : walk.filter(p -> p.getFileName().toString().equals("manifest.json")).sorted().toList()) {
@@ -48,12 +54,31 @@ final class Cases {
     /**
      * The backend the network cases run on: the CPU backend (2 threads), or with
      * {@code -Dconformance.device=cuda} (or {@code cuda:N}) a GPU in full precision, float32
-     * throughout, since the cases' bounds are float32's. A GPU asked for and not usable fails the run.
+     * throughout, since the cases' bounds are float32's; {@code emulated}: the CUDA kernels on the
+     * emulated GPU of cuda-backend's tests, in full precision too. A GPU asked for and not usable fails
+     * the run.
      */
     static Backend backend() {
-        String device = System.getProperty("conformance.device", "cpu");
+        return backend(device());
+    }
+
+    static Backend backend(String device) {
+        if (device.equals("emulated")) {
+            // where it cannot be built, scan() skips every case: the CPU backend stands in, unused
+            return emulatorMissing() != null ? new dev.jdiffusion.core.cpu.CpuBackend(1)
+                    : dev.jdiffusion.cuda.EmulatedDevice.backend(true);
+        }
         return device.equals("cpu") ? new dev.jdiffusion.core.cpu.CpuBackend(2)
                 : dev.jdiffusion.pipeline.Devices.open(device, "full");
+    }
+
+    /** Why the emulated GPU, when asked for ({@code -Dconformance.device=emulated}), cannot run here; else null. */
+    static String emulatorMissing() {
+        return device().equals("emulated") ? dev.jdiffusion.cuda.EmulatedDevice.unavailable() : null;
+    }
+
+    static String device() {
+        return System.getProperty("conformance.device", "cpu");
     }
 
     /** A file's tensors in a backend's memory (on the CPU: as read). */
@@ -162,8 +187,8 @@ final class Cases {
 
         /** Prints the case's conformance line; true when it passed. */
         boolean report(String rel) {
-            System.out.printf("conformance %s %s rel_l2_err=%.3g max_abs_err=%.3g%n", rel, failures.isEmpty() ? "PASS" : "FAIL",
-                    worstRel, worstAbs);
+            System.out.printf("conformance %s %s rel_l2_err=%.3g max_abs_err=%.3g%s%n", rel, failures.isEmpty() ? "PASS" : "FAIL",
+                    worstRel, worstAbs, device().equals("cpu") ? "" : " device=" + device());
             return failures.isEmpty();
         }
     }

@@ -78,7 +78,7 @@ class ClipConformanceTest {
                     ClipTextEncoder enc = ClipTextEncoder.load(BACKEND, weights, sd1 ? "cond_stage_model.transformer.text_model."
                             : "cond_stage_model.model.", num(cfg.get("heads")), activation((String) cfg.get("hidden_act")));
                     if (io.contains("text_projection")) {
-                        enc = enc.withProjection(io.tensor("text_projection").toTensor());
+                        enc = enc.withProjection(BACKEND.upload(io.tensor("text_projection").toTensor()));
                     }
                     ClipTextEncoder.Output out = enc.encode(Cases.ids(io.tensor("input_ids")));
                     for (int i = 0; i <= enc.layers(); i++) {

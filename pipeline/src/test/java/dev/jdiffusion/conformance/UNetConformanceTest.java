@@ -90,7 +90,7 @@ class UNetConformanceTest {
                     // SDXL's vector input rebuilt from its parts (float32 lands within 1e-4: arguments up to 1344)
                     Cases.Compare vec = new Cases.Compare(BACKEND, Double.POSITIVE_INFINITY, 1e-4);
                     vec.compare("y", dev.jdiffusion.core.model.SdxlTextConditioner.vector(BACKEND,
-                            io.tensor("y_pooled").toTensor(), pairs(io, "y_original_size"),
+                            BACKEND.upload(io.tensor("y_pooled").toTensor()), pairs(io, "y_original_size"),
                             pairs(io, "y_crop_coords_top_left"), pairs(io, "y_target_size")), io.tensor("y"));
                     vec.failures.forEach(c::fail);
                 }
@@ -109,7 +109,9 @@ class UNetConformanceTest {
                         }
                         UNet unet = UNet.load(BACKEND, Cases.tensors(BACKEND, w), "model.diffusion_model.", cfg);
                         Map<String, Tensor> seen = new HashMap<>();
-                        Tensor eps = unet.forward(x, ts, context, y, half ? null : seen::put);
+                        // copied out while valid: on a GPU the pass reuses the memory of what it observed
+                        UNet.Observer keep = (name, t) -> seen.put(name, BACKEND.toHost(t));
+                        Tensor eps = unet.forward(x, ts, context, y, half ? null : keep);
                         c.compare(half ? "eps_fp16_weights" : "eps", eps, io.tensor(half ? "eps_fp16_weights" : "eps"));
                         if (!half) {
                             Cases.Compare temb = new Cases.Compare(BACKEND, Double.POSITIVE_INFINITY, 5e-5);
