@@ -1,0 +1,68 @@
+package dev.jdiffusion.conformance;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.cuda.CudaBackend;
+import dev.jdiffusion.cuda.EmulatedDevice;
+import dev.jdiffusion.pipeline.GeneratedImage;
+import dev.jdiffusion.pipeline.GenerationRequest;
+import dev.jdiffusion.pipeline.StableDiffusion;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Whole generations on the CUDA kernels of the emulated GPU (cuda-backend's {@link EmulatedDevice}),
+ * against the same generations on the CPU backend: text encoding, the UNet loop with CFG as one
+ * batch, ancestral noise, the VAE decode, in float32 and as CUDA graphs. The tiny conformance model.
+ */
+class EmulatedGpuPipelineTest {
+
+    private static List<GeneratedImage> run(StableDiffusion sd, GenerationRequest r) {
+        return sd.generate(r, StableDiffusion.ProgressListener.NONE);
+    }
+
+    /** The largest difference of two images' bytes (0–255). */
+    private static int maxDiff(byte[] a, byte[] b) {
+        assertEquals(a.length, b.length);
+        int worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs((a[i] & 0xff) - (b[i] & 0xff)));
+        }
+        return worst;
+    }
+
+    @Test
+    void generationsOnTheGpuKernelsMatchTheCpuAndGraphsMatchEagerSteps() throws Exception {
+        String missing = EmulatedDevice.unavailable();
+        Assumptions.assumeTrue(missing == null, "no emulated GPU: " + missing);
+        List<AutoCloseable> open = new ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(2); CudaBackend gpu = EmulatedDevice.backend(true)) {
+            StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of());
+            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of());
+            // Euler a: ancestral noise each step; two prompts in one batch, CFG as one batch of four
+            GenerationRequest r = StableDiffusionTest.cat().steps(3).batch(2, 1).build();
+            List<GeneratedImage> want = run(onCpu, r);
+            List<GeneratedImage> eager = run(onGpu, r);
+            onGpu.setCudaGraphs(true);
+            List<GeneratedImage> graphed = run(onGpu, r);
+            assertEquals(2, eager.size());
+            for (int i = 0; i < want.size(); i++) {
+                // float32 on both: the kernels add in another order than the CPU, a few ulps per op
+                int d = maxDiff(want.get(i).rgb(), eager.get(i).rgb());
+                assertTrue(d <= 1, "image " + i + " differs from the CPU's by up to " + d + " levels");
+                assertArrayEquals(eager.get(i).rgb(), graphed.get(i).rgb(), "image " + i + ": graph replays == eager steps");
+                assertEquals(want.get(i).parameters(), eager.get(i).parameters());
+            }
+        } finally {
+            for (AutoCloseable c : open) {
+                c.close();
+            }
+        }
+    }
+}
