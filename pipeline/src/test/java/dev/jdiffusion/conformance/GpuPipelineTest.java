@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.cuda.CudaBackend;
+import dev.jdiffusion.cuda.CudaProbe;
 import dev.jdiffusion.cuda.EmulatedDevice;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
@@ -17,11 +18,12 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
- * Whole generations on the CUDA kernels of the emulated GPU (cuda-backend's {@link EmulatedDevice}),
- * against the same generations on the CPU backend: text encoding, the UNet loop with CFG as one
- * batch, ancestral noise, the VAE decode, in float32 and as CUDA graphs. The tiny conformance model.
+ * Whole generations on the CUDA kernels, on a GPU where one can be used, else on the emulated GPU
+ * (cuda-backend's {@link EmulatedDevice}), against the same generations on the CPU backend: text
+ * encoding, the UNet loop with CFG as one batch, ancestral noise, the VAE decode, in float32 and as
+ * CUDA graphs. The tiny conformance model.
  */
-class EmulatedGpuPipelineTest {
+class GpuPipelineTest {
 
     private static List<GeneratedImage> run(StableDiffusion sd, GenerationRequest r) {
         return sd.generate(r, StableDiffusion.ProgressListener.NONE);
@@ -39,10 +41,13 @@ class EmulatedGpuPipelineTest {
 
     @Test
     void generationsOnTheGpuKernelsMatchTheCpuAndGraphsMatchEagerSteps() throws Exception {
-        String missing = EmulatedDevice.unavailable();
-        Assumptions.assumeTrue(missing == null, "no emulated GPU: " + missing);
+        CudaProbe.Result probe = CudaProbe.probe();
+        String missing = probe.available() ? null : EmulatedDevice.unavailable();
+        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
         List<AutoCloseable> open = new ArrayList<>();
-        try (CpuBackend cpu = new CpuBackend(2); CudaBackend gpu = EmulatedDevice.backend(true)) {
+        try (CpuBackend cpu = new CpuBackend(2);
+             CudaBackend gpu = probe.available() ? CudaBackend.open(0, true) : EmulatedDevice.backend(true)) {
+            System.out.println("GpuPipelineTest on " + gpu.name());
             StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of());
             StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of());
             // Euler a: ancestral noise each step; two prompts in one batch, CFG as one batch of four
