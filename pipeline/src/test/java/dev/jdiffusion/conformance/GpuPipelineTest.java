@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
  * Whole generations on the CUDA kernels, on a GPU where one can be used, else on the emulated GPU
  * (cuda-backend's {@link EmulatedDevice}), against the same generations on the CPU backend: text
  * encoding, the UNet loop with CFG as one batch, ancestral noise, the VAE decode, in float32 and as
- * CUDA graphs. The tiny conformance model.
+ * CUDA graphs; img2img with a LoRA. The tiny conformance model.
  */
 class GpuPipelineTest {
 
@@ -64,6 +64,15 @@ class GpuPipelineTest {
                 assertArrayEquals(eager.get(i).rgb(), graphed.get(i).rgb(), "image " + i + ": graph replays == eager steps");
                 assertEquals(want.get(i).parameters(), eager.get(i).parameters());
             }
+            // img2img (the VAE encoder) with a LoRA applied beside the weights
+            byte[] init = new byte[3 * 32 * 32];
+            for (int i = 0; i < init.length; i++) {
+                init[i] = (byte) (i * 37);
+            }
+            GenerationRequest edit = StableDiffusionTest.cat().steps(4).prompt("a photo of a cat<lora:lora-kohya:0.7>")
+                    .initImage(init, 0.5).build();
+            int d = maxDiff(run(onCpu, edit).get(0).rgb(), run(onGpu, edit).get(0).rgb());
+            assertTrue(d <= 1, "img2img with a LoRA differs from the CPU's by up to " + d + " levels");
         } finally {
             for (AutoCloseable c : open) {
                 c.close();
