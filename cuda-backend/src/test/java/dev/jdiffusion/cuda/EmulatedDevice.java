@@ -1,7 +1,6 @@
 package dev.jdiffusion.cuda;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -14,9 +13,11 @@ import java.nio.Buffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -52,10 +53,8 @@ public final class EmulatedDevice implements Device {
 
     private final FakeDevice checks = new FakeDevice();
     /** Device memory of every emulated device, as one GPU's is: any of them can copy any block (the backends share a context). */
-    private static final Map<Block, Memory> MEMORY = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+    private static final Map<Block, Memory> MEMORY = Collections.synchronizedMap(new IdentityHashMap<>());
     private final List<Block> mine = new ArrayList<>();
-    private final Map<Long, List<Runnable>> graphs = new HashMap<>();
-    private List<Runnable> recording;
 
     private record Memory(Arena arena, MemorySegment segment) {
     }
@@ -195,7 +194,7 @@ public final class EmulatedDevice implements Device {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted while building the emulator", e);
             }
-            Files.move(tmp, lib, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            Files.move(tmp, lib, StandardCopyOption.REPLACE_EXISTING);
         }
         return lib;
     }
@@ -260,64 +259,49 @@ public final class EmulatedDevice implements Device {
         MemorySegment.copy(segment(src, bytes), 0, host(dst, bytes), 0, bytes);
     }
 
-    /** Runs device work now, or records it while a capture is on. */
-    private void stream(Runnable work) {
-        if (recording != null) {
-            recording.add(work);
-        } else {
-            work.run();
-        }
-    }
-
     @Override
     public void zero(Address dst, long bytes) {
         checks.zero(dst, bytes);
-        stream(() -> segment(dst, bytes).fill((byte) 0));
+        checks.stream(() -> segment(dst, bytes).fill((byte) 0));
     }
 
     @Override
     public void copy(Address dst, Address src, long bytes) {
         checks.copy(dst, src, bytes);
-        stream(() -> MemorySegment.copy(segment(src, bytes), 0, segment(dst, bytes), 0, bytes));
+        checks.stream(() -> MemorySegment.copy(segment(src, bytes), 0, segment(dst, bytes), 0, bytes));
     }
 
+    // captures: the checks' recording holds this device's work too, in order (see launch)
     @Override
     public void beginCapture() {
         checks.beginCapture();
-        recording = new ArrayList<>();
     }
 
     @Override
     public Graph endCapture() {
-        Graph g = checks.endCapture();
-        graphs.put(g.id(), recording);
-        recording = null;
-        return g;
+        return checks.endCapture();
     }
 
     @Override
     public void abortCapture() {
         checks.abortCapture();
-        recording = null;
     }
 
     @Override
     public void launchGraph(Graph graph) {
         checks.launchGraph(graph);
-        graphs.get(graph.id()).forEach(Runnable::run);
     }
 
     @Override
     public void destroyGraph(Graph graph) {
         checks.destroyGraph(graph);
-        graphs.remove(graph.id());
     }
 
     @Override
     public void launch(String kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object... args) {
         checks.launch(kernel, gridX, gridY, gridZ, threads, sharedBytes, args);
         Object[] copy = args.clone();
-        stream(() -> run(kernel, gridX, gridY, gridZ, threads, sharedBytes, copy));
+        checks.stream(() -> run(kernel, gridX, gridY, gridZ, threads, sharedBytes, copy));
     }
 
     private void run(String kernel, int gridX, int gridY, int gridZ, int threads, int sharedBytes, Object[] args) {

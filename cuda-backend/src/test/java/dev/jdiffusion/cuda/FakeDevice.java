@@ -71,8 +71,8 @@ public final class FakeDevice implements Device {
         assertTrue(recording == null, what + " while the stream is being captured");
     }
 
-    /** Runs a piece of stream work now, or records it while capturing. */
-    private void stream(Runnable work) {
+    /** Runs a piece of stream work now, or records it while capturing (also the {@link EmulatedDevice}'s computing). */
+    void stream(Runnable work) {
         if (recording != null) {
             recording.add(work);
         } else {
