@@ -185,8 +185,14 @@ void runBlock(Block& b, int threads) {
         if (b.stacks != nullptr) {
             munmap(b.stacks, b.stackBytes);
         }
-        b.stacks = static_cast<char*>(mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                                           -1, 0));
+        void* m = mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            b.stacks = nullptr;
+            b.stackBytes = 0;
+            fail("no memory for the fibers' stacks");
+            return;
+        }
+        b.stacks = static_cast<char*>(m);
         b.stackBytes = need;
     }
     b.fibers.assign(threads, Fiber{});
