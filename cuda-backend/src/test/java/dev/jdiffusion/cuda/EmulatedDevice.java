@@ -230,19 +230,29 @@ public final class EmulatedDevice implements Device {
         return MEMORY.get(a.block()).segment().asSlice(a.offset(), bytes);
     }
 
+    /** JCuda's {@code Pointer} fields naming the Java array or buffer it points into, and where. */
+    private static final Field POINTER_BUFFER = pointerField("buffer");
+    private static final Field POINTER_OFFSET = pointerField("byteOffset");
+
+    private static Field pointerField(String name) {
+        try {
+            Field f = Pointer.class.getDeclaredField(name);
+            f.setAccessible(true);
+            return f;
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot read JCuda pointers (" + name + ")", e);
+        }
+    }
+
     /** The host memory a JCuda pointer to a Java array or buffer names, from its byte offset on. */
     private static MemorySegment host(Pointer p, long bytes) {
         try {
-            Field buffer = Pointer.class.getDeclaredField("buffer");
-            Field offset = Pointer.class.getDeclaredField("byteOffset");
-            buffer.setAccessible(true);
-            offset.setAccessible(true);
-            Buffer b = (Buffer) buffer.get(p);
+            Buffer b = (Buffer) POINTER_BUFFER.get(p);
             if (b == null) {
                 throw new IllegalArgumentException("a host pointer that is not to a Java array or buffer");
             }
-            return MemorySegment.ofBuffer(b).asSlice((long) offset.get(p), bytes);
-        } catch (ReflectiveOperationException e) {
+            return MemorySegment.ofBuffer(b).asSlice((long) POINTER_OFFSET.get(p), bytes);
+        } catch (IllegalAccessException e) {
             throw new IllegalStateException("cannot read a JCuda pointer", e);
         }
     }

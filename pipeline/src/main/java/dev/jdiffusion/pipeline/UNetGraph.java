@@ -13,8 +13,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A UNet step on a CUDA backend as one CUDA graph: recorded at the first step, replayed at every
  * other with the new latents and timesteps copied into its inputs (the conditioning too when it
- * changes, as with prompt editing), so that a step costs one launch instead of a few hundred. Recorded again when the shapes change (another batch size, a
- * longer prompt); where a step cannot be recorded it says why once and the steps run kernel by kernel.
+ * changes, as with prompt editing), so that a step costs one launch instead of a few hundred.
+ * Recorded again when the shapes change (another batch size, a longer prompt); where a step cannot
+ * be recorded it says why once and the steps run kernel by kernel.
  */
 final class UNetGraph implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(UNetGraph.class);
