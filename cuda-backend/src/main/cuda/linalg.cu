@@ -1,8 +1,10 @@
 // jdiffusion CUDA kernels: matrix products, convolution as an implicit GEMM, and attention.
 // Two kinds of matrix product: on the CUDA cores in float32 (operands of any storage type converted
 // as they are loaded into shared memory), and on the tensor cores (WMMA 16x16x16, F16 or BF16
-// operands, float32 accumulation) for products with F16/BF16 weights. Attention runs on the CUDA
-// cores in float32.
+// operands, float32 accumulation) for products with F16/BF16 weights. Each product may add a
+// residual (a tensor laid out as its output) in its epilogue, after the bias, so that a layer's
+// output joins the residual stream without a separate pass. Attention: in float32 on the CUDA cores,
+// or flash-style on the tensor cores.
 
 #include <mma.h>
 #include "common.cuh"
@@ -52,10 +54,11 @@ struct Im2col {
     }
 };
 
-// One 64 x 64 tile of C = A B (+ bias over rows or columns): 256 threads, 4 x 4 outputs each.
+// One 64 x 64 tile of C = A B (+ bias over rows or columns) (+ R, laid out as C): 256 threads, 4 x 4
+// outputs each. The residual R is added after the bias, as a separate add would.
 template <class A, class B>
 __device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias, int biasType,
-                          int biasOverRows) {
+                          int biasOverRows, const float* residual) {
     __shared__ float as[BK][BM + 4];
     __shared__ float bs[BK][BN + 4];
     int tid = threadIdx.x;
@@ -107,31 +110,40 @@ __device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int 
                 if (bias != nullptr) {
                     v += load_value(bias, biasOverRows ? row : col, biasType);
                 }
+                if (residual != nullptr) {
+                    v += residual[(long) row * ldc + col];
+                }
                 c[(long) row * ldc + col] = v;
             }
         }
     }
 }
 
-// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]); a batch stride of 0 shares an operand.
+// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]) (+ R[z], laid out as C[z]; R may be null); a batch
+// stride of 0 shares an operand.
 // grid (ceil(n / 64), ceil(m / 64), batch), 256 threads.
 extern "C" __global__ void gemm_f32(const void* a, int aType, long aBatch, int lda, int transA,
                                     const void* b, int bType, long bBatch, int ldb, int transB,
-                                    float* c, long cBatch, int m, int n, int k, const void* bias, int biasType) {
+                                    float* c, long cBatch, int m, int n, int k, const void* bias, int biasType,
+                                    const float* residual) {
     long z = blockIdx.z;
     Matrix ma = {a, aType, z * aBatch, lda, transA};
     Matrix mb = {b, bType, z * bBatch, ldb, transB};
-    gemm_tile(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0);
+    gemm_tile(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0, residual == nullptr ? nullptr : residual + z * cBatch);
 }
 
-// y[nb] = W x[nb] as an implicit GEMM: M = cout, N = oh * ow, K = cin * kh * kw, bias over cout.
+// y[nb] = W x[nb] (+ r[nb], laid out as y; r may be null) as an implicit GEMM: M = cout, N = oh * ow,
+// K = cin * kh * kw, bias over cout.
 // grid (ceil(oh * ow / 64), ceil(cout / 64), batch), 256 threads.
 extern "C" __global__ void conv2d_f32(const float* x, const void* w, int wType, const void* bias, int biasType, float* y,
-                                      int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow) {
+                                      int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow,
+                                      const float* residual) {
     long z = blockIdx.z;
+    long plane = (long) cout * oh * ow;
     Matrix ma = {w, wType, 0, cin * kh * kw, 0};
     Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
-    gemm_tile(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
+    gemm_tile(ma, mb, y + z * plane, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1,
+              residual == nullptr ? nullptr : residual + z * plane);
 }
 
 // ---- tensor cores ---------------------------------------------------------------------------------
@@ -178,12 +190,13 @@ __device__ __forceinline__ void tc_stage(const Mat& mat, int r0, int rows, int c
     }
 }
 
-// One 128 x 128 tile of C = A B (+ bias over rows or columns) on the tensor cores: 8 warps in a
+// One 128 x 128 tile of C = A B (+ bias over rows or columns) (+ R, laid out as C, after the bias) on
+// the tensor cores: 8 warps in a
 // 4 x 2 grid, each 32 x 64 of C as 2 x 4 accumulators of 16 x 16 (float32). A tile and B tile of
 // depth 32 are staged in shared memory as T (A row-major, B column-major, k adjacent in both).
 template <class T, class A, class B>
 __device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias,
-                             int biasType, int biasOverRows) {
+                             int biasType, int biasOverRows, const float* residual) {
     using namespace nvcuda;
     __shared__ __align__(32) T as[TC_BM * TC_LD];
     __shared__ __align__(32) T bs[TC_BN * TC_LD];
@@ -228,7 +241,7 @@ __device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, i
         }
         __syncthreads();
     }
-    // each accumulator through the warp's 16 x 16 scratch (row stride 20) to C, bias added
+    // each accumulator through the warp's 16 x 16 scratch (row stride 20) to C, bias and residual added
     float* scratch = out[warp];
 #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -244,6 +257,9 @@ __device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, i
                     if (bias != nullptr) {
                         v += load_value(bias, biasOverRows ? row : col, biasType);
                     }
+                    if (residual != nullptr) {
+                        v += residual[(long) row * ldc + col];
+                    }
                     c[(long) row * ldc + col] = v;
                 }
             }
@@ -252,51 +268,57 @@ __device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, i
     }
 }
 
-// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]) on the tensor cores, operands converted to T.
+// Batched C[z] = op(A[z]) op(B[z]) (+ bias[n]) (+ R[z]) on the tensor cores, operands converted to T.
 // grid (ceil(n / 128), ceil(m / 128), batch), 256 threads.
 template <class T>
 __device__ void gemm_tc(const void* a, int aType, long aBatch, int lda, int transA, const void* b, int bType, long bBatch,
-                        int ldb, int transB, float* c, long cBatch, int m, int n, int k, const void* bias, int biasType) {
+                        int ldb, int transB, float* c, long cBatch, int m, int n, int k, const void* bias, int biasType,
+                        const float* residual) {
     long z = blockIdx.z;
     Matrix ma = {a, aType, z * aBatch, lda, transA};
     Matrix mb = {b, bType, z * bBatch, ldb, transB};
-    gemm_tc_tile<T>(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0);
+    gemm_tc_tile<T>(ma, mb, c + z * cBatch, n, m, n, k, bias, biasType, 0,
+                    residual == nullptr ? nullptr : residual + z * cBatch);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_tc_f16(const void* a, int aType, long aBatch, int lda,
         int transA, const void* b, int bType, long bBatch, int ldb, int transB, float* c, long cBatch, int m, int n, int k,
-        const void* bias, int biasType) {
-    gemm_tc<__half>(a, aType, aBatch, lda, transA, b, bType, bBatch, ldb, transB, c, cBatch, m, n, k, bias, biasType);
+        const void* bias, int biasType, const float* residual) {
+    gemm_tc<__half>(a, aType, aBatch, lda, transA, b, bType, bBatch, ldb, transB, c, cBatch, m, n, k, bias, biasType,
+                    residual);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS) gemm_tc_bf16(const void* a, int aType, long aBatch, int lda,
         int transA, const void* b, int bType, long bBatch, int ldb, int transB, float* c, long cBatch, int m, int n, int k,
-        const void* bias, int biasType) {
+        const void* bias, int biasType, const float* residual) {
     gemm_tc<__nv_bfloat16>(a, aType, aBatch, lda, transA, b, bType, bBatch, ldb, transB, c, cBatch, m, n, k, bias,
-                           biasType);
+                           biasType, residual);
 }
 
 // The convolution as an implicit GEMM on the tensor cores (see conv2d_f32), operands converted to T.
 // grid (ceil(oh * ow / 128), ceil(cout / 128), batch), 256 threads.
 template <class T>
 __device__ void conv2d_tc(const float* x, const void* w, int wType, const void* bias, int biasType, float* y, int cin,
-                          int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow) {
+                          int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow,
+                          const float* residual) {
     long z = blockIdx.z;
+    long plane = (long) cout * oh * ow;
     Matrix ma = {w, wType, 0, cin * kh * kw, 0};
     Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
-    gemm_tc_tile<T>(ma, mb, y + z * (long) cout * oh * ow, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1);
+    gemm_tc_tile<T>(ma, mb, y + z * plane, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1,
+                    residual == nullptr ? nullptr : residual + z * plane);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS) conv2d_tc_f16(const float* x, const void* w, int wType,
         const void* bias, int biasType, float* y, int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad,
-        int oh, int ow) {
-    conv2d_tc<__half>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow);
+        int oh, int ow, const float* residual) {
+    conv2d_tc<__half>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow, residual);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS) conv2d_tc_bf16(const float* x, const void* w, int wType,
         const void* bias, int biasType, float* y, int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad,
-        int oh, int ow) {
-    conv2d_tc<__nv_bfloat16>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow);
+        int oh, int ow, const float* residual) {
+    conv2d_tc<__nv_bfloat16>(x, w, wType, bias, biasType, y, cin, h, wd, cout, kh, kw, stride, pad, oh, ow, residual);
 }
 
 // Attention with an online softmax (flash attention's recurrence), one thread per query: the whole

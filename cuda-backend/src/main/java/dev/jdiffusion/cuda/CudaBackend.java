@@ -608,14 +608,21 @@ public final class CudaBackend implements Backend {
         launchGrid(kernel, ceil(n, tile), ceil(m, tile), mm.batch(), GEMM_THREADS, 0,
                 pointer(a), typeCode(a), mm.batchedA() ? (long) m * ka : 0L, a.dim(-1), transA ? 1 : 0,
                 pointer(b), typeCode(b), mm.batchedB() ? (long) ka * n : 0L, b.dim(-1), transB ? 1 : 0,
-                pointer(c), (long) m * n, m, n, ka, null, 0);
+                pointer(c), (long) m * n, m, n, ka, null, 0, null);
         return c;
     }
 
     @Override
     public Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        return linear(x, weight, bias, null);
+    }
+
+    /** The residual added in the product's epilogue, after the bias. */
+    @Override
+    public Tensor linear(Tensor x, Tensor weight, Tensor bias, Tensor residual) {
         requireF32(x);
         int[] out = OpShapes.linear(x, weight, bias);
+        Device.Address r = residualPointer("linear", out, residual);
         int k = weight.dim(1);
         int n = weight.dim(0);
         int m = Math.toIntExact(x.numel() / Math.max(1, k));
@@ -624,14 +631,22 @@ public final class CudaBackend implements Backend {
         int tile = productTile(kernel);
         launchGrid(kernel, ceil(n, tile), ceil(m, tile), 1, GEMM_THREADS, 0,
                 pointer(x), 0, 0L, k, 0, pointer(weight), typeCode(weight), 0L, k, 1,
-                pointer(y), 0L, m, n, k, bias == null ? null : pointer(bias), bias == null ? 0 : typeCode(bias));
+                pointer(y), 0L, m, n, k, bias == null ? null : pointer(bias), bias == null ? 0 : typeCode(bias),
+                r);
         return y;
     }
 
     @Override
     public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
+        return conv2d(x, weight, bias, stride, padding, null);
+    }
+
+    /** The residual added in the convolution's epilogue, after the bias. */
+    @Override
+    public Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding, Tensor residual) {
         requireF32(x);
         int[] out = OpShapes.conv2d(x, weight, bias, stride, padding);
+        Device.Address r = residualPointer("conv2d", out, residual);
         int h = x.dim(2);
         int w = x.dim(3);
         int kh = weight.dim(2);
@@ -644,7 +659,8 @@ public final class CudaBackend implements Backend {
         int tile = productTile(kernel);
         launchGrid(kernel, ceil(oh * ow, tile), ceil(cout, tile), x.dim(0), GEMM_THREADS, 0,
                 pointer(x), pointer(weight), typeCode(weight), bias == null ? null : pointer(bias),
-                bias == null ? 0 : typeCode(bias), pointer(y), x.dim(1), h, w, cout, kh, kw, stride, padding, oh, ow);
+                bias == null ? 0 : typeCode(bias), pointer(y), x.dim(1), h, w, cout, kh, kw, stride, padding, oh, ow,
+                r);
         return y;
     }
 
@@ -675,6 +691,16 @@ public final class CudaBackend implements Backend {
                     (float) (1 / Math.sqrt(d)), causal ? 1 : 0);
         }
         return out;
+    }
+
+    /** A residual's device pointer (null for none), checked: float32 on this device, of the output's shape. */
+    private static Device.Address residualPointer(String op, int[] out, Tensor residual) {
+        if (residual == null) {
+            return null;
+        }
+        OpShapes.residual(op, out, residual);
+        requireF32(residual);
+        return pointer(residual);
     }
 
     private static int ceil(long n, int tile) {

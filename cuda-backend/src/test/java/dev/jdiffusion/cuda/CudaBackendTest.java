@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.tensor.DType;
+import dev.jdiffusion.core.tensor.ShapeException;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.util.Random;
 import java.util.function.BiFunction;
@@ -215,6 +216,50 @@ class CudaBackendTest {
         Tensor w320 = Tensor.ofHalf(random(31, 320, 320, 3, 3).toFloatArray(), DType.F16, 320, 320, 3, 3);
         close(cpu.conv2d(x320, w320, null, 1, 1), gpu.conv2d(gpu.upload(x320), gpu.upload(w320), null, 1, 1), F16_TOL,
                 "conv 320 channels 64x64, F16 weight");
+    }
+
+    /**
+     * A residual added in the epilogue of a product (the tensor cores' and the CUDA cores'): the same
+     * bits as the product followed by an add on the same backend, and as close to the CPU's as the
+     * product alone; batch 2 of a convolution reads the second image's residual.
+     */
+    @Test
+    void residualsAddedInTheProductsEpilogue() {
+        Tensor x = random(40, 2, 77, 96);
+        Tensor bias = random(41, 130);
+        Tensor r = random(42, 2, 77, 130);
+        Tensor wh = Tensor.ofHalf(random(43, 130, 96).toFloatArray(), DType.F16, 130, 96);
+        Tensor wf = random(43, 130, 96);
+        Tensor img = random(44, 2, 13, 19, 23);
+        Tensor k = Tensor.ofHalf(random(45, 70, 13, 3, 3).toFloatArray(), DType.F16, 70, 13, 3, 3);
+        Tensor kb = random(46, 70);
+        Tensor rc = random(47, 2, 70, 19, 23);
+        Tensor rs = random(48, 2, 70, 10, 12);
+        for (CudaBackend on : new CudaBackend[] {gpu, full}) {
+            String where = on == gpu ? " (tensor cores)" : " (float32)";
+            double tol = on == gpu ? F16_TOL : 1e-5;
+            for (Tensor w : new Tensor[] {wh, wf}) {
+                Tensor fused = on.linear(on.upload(x), on.upload(w), on.upload(bias), on.upload(r));
+                Tensor apart = on.add(on.linear(on.upload(x), on.upload(w), on.upload(bias)), on.upload(r));
+                String what = "linear + residual, " + w.dtype() + " weight" + where;
+                assertArrayEquals(on.toHost(apart).toFloatArray(), on.toHost(fused).toFloatArray(), what);
+                close(cpu.linear(x, w, bias, r), on, fused, w.dtype() == DType.F16 && on == gpu ? tol : 1e-5, what);
+            }
+            for (int stride : new int[] {1, 2}) {
+                Tensor res = stride == 1 ? rc : rs;
+                Tensor fused = on.conv2d(on.upload(img), on.upload(k), on.upload(kb), stride, 1, on.upload(res));
+                Tensor apart = on.add(on.conv2d(on.upload(img), on.upload(k), on.upload(kb), stride, 1), on.upload(res));
+                String what = "conv stride " + stride + " + residual" + where;
+                assertArrayEquals(on.toHost(apart).toFloatArray(), on.toHost(fused).toFloatArray(), what);
+                close(cpu.conv2d(img, k, kb, stride, 1, res), on, fused, tol, what);
+            }
+        }
+        ShapeException e = assertThrows(ShapeException.class,
+                () -> gpu.linear(gpu.upload(x), gpu.upload(wh), null, gpu.upload(random(49, 77, 130))));
+        assertTrue(e.getMessage().contains("[77, 130]") && e.getMessage().contains("[2, 77, 130]"), e.getMessage());
+        IllegalArgumentException host = assertThrows(IllegalArgumentException.class,
+                () -> gpu.conv2d(gpu.upload(img), gpu.upload(k), null, 1, 1, rc));
+        assertTrue(host.getMessage().contains("not in CUDA memory"), host.getMessage());
     }
 
     @Test

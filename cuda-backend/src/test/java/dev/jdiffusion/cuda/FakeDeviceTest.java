@@ -159,6 +159,10 @@ class FakeDeviceTest {
             // F16 weights: the convolutions and linear layers on the tensor cores
             assertTrue(dev.launched.containsAll(List.of("conv2d_tc_f16", "group_norm_f32", "attention_tc_f16", "gemm_tc_f16",
                     "geglu_f32", "timestep_embedding_f32")), dev.launched.toString());
+            // the residual adds in the products' epilogues: what is left is one add of the time
+            // embedding per residual block (8), the residual of each transformer with linear
+            // projections, added after its layout change (4), and the label embedding (1)
+            assertEquals(13, dev.grids.stream().filter(g -> g.startsWith("binary_f32 ")).count(), dev.grids.toString());
         }
     }
 

@@ -77,6 +77,29 @@ public interface Backend extends AutoCloseable {
      */
     Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding);
 
+    /**
+     * {@code linear(x, weight, bias) + residual}: a layer's output joining the residual stream, with
+     * {@code residual} of the output's shape exactly (no broadcasting), or null for none. A backend may
+     * add it in the product's epilogue (the CUDA backend does) instead of in a separate pass; either
+     * way the sum is formed after the bias, so the bits are those of the separate add.
+     */
+    default Tensor linear(Tensor x, Tensor weight, Tensor bias, Tensor residual) {
+        if (residual == null) {
+            return linear(x, weight, bias);
+        }
+        OpShapes.residual("linear", OpShapes.linear(x, weight, bias), residual);
+        return add(linear(x, weight, bias), residual);
+    }
+
+    /** {@code conv2d(x, weight, bias, stride, padding) + residual}, as {@link #linear(Tensor, Tensor, Tensor, Tensor)}. */
+    default Tensor conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding, Tensor residual) {
+        if (residual == null) {
+            return conv2d(x, weight, bias, stride, padding);
+        }
+        OpShapes.residual("conv2d", OpShapes.conv2d(x, weight, bias, stride, padding), residual);
+        return add(conv2d(x, weight, bias, stride, padding), residual);
+    }
+
     // ---- normalisation -------------------------------------------------------------------------
 
     /** Group normalisation of x {@code [N, C, ...]} with per-channel affine; {@code silu} fuses a SiLU after it. */

@@ -71,6 +71,14 @@ public final class OpShapes {
         return outShape;
     }
 
+    /** Checks that a residual added to an op's output has exactly the output's shape. */
+    public static void residual(String op, int[] outShape, Tensor residual) {
+        if (!Arrays.equals(outShape, residual.shape())) {
+            throw new ShapeException(op + ": residual " + Shapes.toString(residual.shape()) + " is not the output's shape "
+                    + Shapes.toString(outShape) + " (a residual is added element by element, not broadcast)");
+        }
+    }
+
     /** The result [N, Cout, Ho, Wo] of a 2-D convolution. */
     public static int[] conv2d(Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
         if (x.rank() != 4 || weight.rank() != 4 || x.dim(1) != weight.dim(1)) {

@@ -226,17 +226,17 @@ public final class ClipTextEncoder {
         return new Output(List.copyOf(hidden), last, pooledT, projected);
     }
 
-    /** One residual attention block (pre-norm, causal self-attention, MLP). */
+    /** One residual attention block (pre-norm, causal self-attention, MLP; each output projection adds the residual). */
     private Tensor layer(Tensor x, Layer l) {
         Tensor h = backend.layerNorm(x, l.ln1W(), l.ln1B(), EPS);
         Tensor q = backend.linear(h, l.qW(), l.qB());
         Tensor k = backend.linear(h, l.kW(), l.kB());
         Tensor v = backend.linear(h, l.vW(), l.vB());
         Tensor o = backend.attention(q, k, v, heads, true);
-        x = backend.add(x, backend.linear(o, l.outW(), l.outB()));
+        x = backend.linear(o, l.outW(), l.outB(), x);
         Tensor m = backend.linear(backend.layerNorm(x, l.ln2W(), l.ln2B(), EPS), l.fc1W(), l.fc1B());
         m = activation == Activation.QUICK_GELU ? backend.quickGelu(m) : backend.gelu(m);
-        return backend.add(x, backend.linear(m, l.fc2W(), l.fc2B()));
+        return backend.linear(m, l.fc2W(), l.fc2B(), x);
     }
 
     /**

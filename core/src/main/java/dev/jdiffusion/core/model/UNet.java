@@ -367,13 +367,38 @@ public final class UNet {
     }
 
     private Tensor conv(Tensor x, String name, int stride, int padding) {
-        return adapted(backend.conv2d(x, weight(name + ".weight"), weight(name + ".bias"), stride, padding), x, name,
-                true, stride, padding);
+        return conv(x, name, stride, padding, null);
+    }
+
+    /**
+     * The convolution {@code name}, plus {@code residual} (null for none) in its epilogue; with an
+     * adapter beside the weights, the adapter's term first and the residual after, as separate adds.
+     */
+    private Tensor conv(Tensor x, String name, int stride, int padding, Tensor residual) {
+        Tensor wt = weight(name + ".weight");
+        Tensor b = weight(name + ".bias");
+        if (adapter == null) {
+            return backend.conv2d(x, wt, b, stride, padding, residual);
+        }
+        return plus(adapted(backend.conv2d(x, wt, b, stride, padding), x, name, true, stride, padding), residual);
     }
 
     /** The linear layer {@code name} (with its bias when it has one). */
     private Tensor linear(Tensor x, String name) {
-        return adapted(backend.linear(x, linearWeight(name), w.get(prefix + name + ".bias")), x, name, false, 1, 0);
+        return linear(x, name, null);
+    }
+
+    /** The linear layer {@code name}, plus {@code residual} (null for none) as {@link #conv(Tensor, String, int, int, Tensor)}. */
+    private Tensor linear(Tensor x, String name, Tensor residual) {
+        Tensor b = w.get(prefix + name + ".bias");
+        if (adapter == null) {
+            return backend.linear(x, linearWeight(name), b, residual);
+        }
+        return plus(adapted(backend.linear(x, linearWeight(name), b), x, name, false, 1, 0), residual);
+    }
+
+    private Tensor plus(Tensor y, Tensor residual) {
+        return residual == null ? y : backend.add(y, residual);
     }
 
     /** The linear layer {@code name} followed by GEGLU, as one op (no adapter may add to it in between). */
@@ -407,9 +432,8 @@ public final class UNet {
         Tensor e = linear(embAct, p + ".emb_layers.1");
         a = backend.add(a, e.reshape(e.dim(0), e.dim(1), 1, 1));
         a = backend.groupNorm(a, GROUPS, weight(p + ".out_layers.0.weight"), weight(p + ".out_layers.0.bias"), 1e-5f, true);
-        a = conv(a, p + ".out_layers.3", 1, 1);
         Tensor skip = w.containsKey(prefix + p + ".skip_connection.weight") ? conv(x, p + ".skip_connection", 1, 0) : x;
-        return backend.add(skip, a);
+        return conv(a, p + ".out_layers.3", 1, 1, skip);
     }
 
     private Tensor transformer(Tensor x, Tensor context, String p, int depth) {
@@ -440,26 +464,24 @@ public final class UNet {
                 previous.close();
             }
         }
-        Tensor out;
         if (cfg.linearProjection()) {
+            // tokens out, the residual in [B, C, H, W]: added after the layout change
             a = linear(a, p + ".proj_out");
-            out = backend.permute(a, 0, 2, 1).reshape(b, c, hh, ww);
-        } else {
-            out = conv(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), p + ".proj_out", 1, 0);
+            return backend.add(backend.permute(a, 0, 2, 1).reshape(b, c, hh, ww), x);
         }
-        return backend.add(out, x);
+        return conv(backend.permute(a, 0, 2, 1).reshape(b, inner, hh, ww), p + ".proj_out", 1, 0, x);
     }
 
     /** One transformer block: self-attention, cross-attention, GEGLU feed-forward, each residual. */
     private Tensor basicBlock(Tensor a, Tensor context, String t, int heads) {
         Tensor n1 = layerNorm(a, t + "norm1");
-        a = backend.add(attention(n1, n1, t + "attn1", heads), a);
-        a = backend.add(attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads), a);
+        a = attention(n1, n1, t + "attn1", heads, a);
+        a = attention(layerNorm(a, t + "norm2"), context, t + "attn2", heads, a);
         Tensor n3 = layerNorm(a, t + "norm3");
         // fused unless an adapter adds to the projection before its GEGLU
         Tensor g = adapter == null ? linearGeglu(n3, t + "ff.net.0.proj")
                 : backend.geglu(linear(n3, t + "ff.net.0.proj"));
-        return backend.add(linear(g, t + "ff.net.2"), a);
+        return linear(g, t + "ff.net.2", a);
     }
 
     /** [B, C, H, W] to the token sequence [B, H·W, C]. */
@@ -471,11 +493,12 @@ public final class UNet {
         return backend.layerNorm(x, weight(p + ".weight"), weight(p + ".bias"), 1e-5f);
     }
 
-    private Tensor attention(Tensor x, Tensor ctx, String p, int heads) {
+    /** Multi-head attention of x over ctx, its output projection added to {@code residual}. */
+    private Tensor attention(Tensor x, Tensor ctx, String p, int heads, Tensor residual) {
         Tensor q = linear(x, p + ".to_q");
         Tensor k = linear(ctx, p + ".to_k");
         Tensor v = linear(ctx, p + ".to_v");
         Tensor o = backend.attention(q, k, v, heads, false);
-        return linear(o, p + ".to_out.0");
+        return linear(o, p + ".to_out.0", residual);
     }
 }

@@ -330,9 +330,9 @@ public final class Vae {
         Tensor h = backend.groupNorm(x, GROUPS, weight(p + ".norm1.weight"), weight(p + ".norm1.bias"), EPS, true);
         h = conv(h, p + ".conv1", 1, 1);
         h = backend.groupNorm(h, GROUPS, weight(p + ".norm2.weight"), weight(p + ".norm2.bias"), EPS, true);
-        h = conv(h, p + ".conv2", 1, 1);
         Tensor skip = w.containsKey(prefix + p + ".nin_shortcut.weight") ? conv(x, p + ".nin_shortcut", 1, 0) : x;
-        return backend.add(skip, h);
+        // the shortcut added in conv2's epilogue
+        return backend.conv2d(h, weight(p + ".conv2.weight"), weight(p + ".conv2.bias"), 1, 1, skip);
     }
 
     /** Zero padding of one column on the right and one row at the bottom, then a 3×3 convolution of stride 2. */

@@ -704,5 +704,27 @@ class CpuBackendTest {
         e = assertThrows(ShapeException.class, () -> Tensor.zeros(2, 3).reshape(4, 2));
         assertTrue(e.getMessage().contains("[2, 3]") && e.getMessage().contains("[4, 2]"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> cpu.embedding(Tensor.zeros(4, 2), new int[] {4}));
+        // a residual is the output's shape exactly: one that add would broadcast is refused
+        e = assertThrows(ShapeException.class, () -> cpu.linear(Tensor.zeros(2, 7), Tensor.zeros(3, 7), null, Tensor.zeros(3)));
+        assertTrue(e.getMessage().contains("[3]") && e.getMessage().contains("[2, 3]"), e.getMessage());
+        e = assertThrows(ShapeException.class, () -> cpu.conv2d(Tensor.zeros(1, 3, 8, 8), Tensor.zeros(4, 3, 3, 3), null, 1, 1,
+                Tensor.zeros(1, 4, 1, 1)));
+        assertTrue(e.getMessage().contains("[1, 4, 1, 1]") && e.getMessage().contains("[1, 4, 8, 8]"), e.getMessage());
+    }
+
+    @Test
+    void residualsAddAfterTheProduct() {
+        Random rnd = new Random(90);
+        Tensor x = Tensor.of(random(rnd, 105, 1f), 3, 5, 7);
+        Tensor w = Tensor.of(random(rnd, 42, 1f), 6, 7);
+        Tensor b = Tensor.of(random(rnd, 6, 1f), 6);
+        Tensor r = Tensor.of(random(rnd, 90, 1f), 3, 5, 6);
+        assertArrayEquals(cpu.add(cpu.linear(x, w, b), r).toFloatArray(), cpu.linear(x, w, b, r).toFloatArray());
+        assertArrayEquals(cpu.linear(x, w, b).toFloatArray(), cpu.linear(x, w, b, null).toFloatArray());
+        Tensor img = Tensor.of(random(rnd, 180, 1f), 2, 3, 6, 5);
+        Tensor k = Tensor.of(random(rnd, 108, 1f), 4, 3, 3, 3);
+        Tensor rc = Tensor.of(random(rnd, 72, 1f), 2, 4, 3, 3);
+        assertArrayEquals(cpu.add(cpu.conv2d(img, k, null, 2, 1), rc).toFloatArray(),
+                cpu.conv2d(img, k, null, 2, 1, rc).toFloatArray());
     }
 }
