@@ -55,6 +55,14 @@ public class ModelBenchmark {
     @Param({"autocast"})
     public String precision;
 
+    /**
+     * On a GPU, whether the UNet step copies the latents in and the output back, as the pipeline does
+     * (its samplers work on the host), or ({@code -p roundTrip=false}) leaves both on the device and
+     * only waits for the stream: the difference is what samplers on the device would save.
+     */
+    @Param({"true"})
+    public boolean roundTrip;
+
     private dev.jdiffusion.cuda.CudaGraph step;
 
     private Backend backend;
@@ -76,6 +84,12 @@ public class ModelBenchmark {
         context = models.clip.encode(ids).lastHiddenState();
         latent = Tensor.zeros(2, 4, 64, 64);
         z = Tensor.zeros(1, 4, 64, 64);
+        if (!roundTrip) {
+            if (!(backend instanceof dev.jdiffusion.cuda.CudaBackend)) {
+                throw new IllegalArgumentException("roundTrip=false needs device=cuda");
+            }
+            latent = backend.upload(latent);
+        }
         if (cudaGraph) {
             if (!(backend instanceof dev.jdiffusion.cuda.CudaBackend cuda)) {
                 throw new IllegalArgumentException("cudaGraph=true needs device=cuda");
@@ -113,12 +127,22 @@ public class ModelBenchmark {
         if (step != null) {
             // as the pipeline runs a graphed step: the latents in, one launch, the output back
             dev.jdiffusion.cuda.CudaBackend cuda = (dev.jdiffusion.cuda.CudaBackend) backend;
+            if (!roundTrip) {
+                step.run();
+                cuda.synchronize();
+                return step.output();
+            }
             cuda.copyInto(latent, step.inputs()[0]);
             step.run();
             return backend.toHost(step.output());
         }
         try (Backend.Scope s = backend.scope()) {
-            return backend.toHost(models.unet.forward(latent, new float[] {500, 500}, context, null, null));
+            Tensor eps = models.unet.forward(latent, new float[] {500, 500}, context, null, null);
+            if (!roundTrip) {
+                ((dev.jdiffusion.cuda.CudaBackend) backend).synchronize();
+                return null;
+            }
+            return backend.toHost(eps);
         }
     }
 
