@@ -17,6 +17,7 @@
 // Element (r, c) of a matrix stored row-major as rows x cols (trans = 0) or cols x rows (trans = 1):
 // A (m, k) and B (k, n) alike.
 struct Matrix {
+    static constexpr bool kTables = false;  // no index tables to fill (see Im2col)
     const void* p;
     int type;
     long offset;
@@ -31,23 +32,51 @@ struct Matrix {
     }
 };
 
-// B (k, n) of a convolution's input read as im2col: k = (ci, ky, kx), n = (oy, ox).
+// B (k, n) of a convolution's input read as im2col: k = (ci, ky, kx), n = (oy, ox). The divisions
+// that split k and n are not made per element: the tile fills two tables in shared memory, one per
+// block for its columns (where each output position's window starts) and one per depth step for its
+// rows (channel and kernel offsets), and at() adds the two.
 struct Im2col {
+    static constexpr bool kTables = true;
     const float* x;
     int h, w, kh, kw, stride, pad, ow;
+    int* cols;  // 2 per column of the tile: oy * stride - pad, ox * stride - pad
+    int* rows;  // 3 per row of the depth step: ci, ky, kx
+    int n0 = 0;
+    int k0 = 0;
+    // the table of columns [start, start + count); the caller synchronises before at()
+    __device__ void columns(int start, int count) {
+        n0 = start;
+        for (int i = threadIdx.x; i < count; i += blockDim.x) {
+            int n = start + i;
+            int oy = n / ow;
+            cols[2 * i] = oy * stride - pad;
+            cols[2 * i + 1] = (n - oy * ow) * stride - pad;
+        }
+    }
+    // the table of rows [start, start + count); the caller synchronises before at()
+    __device__ void depth(int start, int count) {
+        k0 = start;
+        for (int i = threadIdx.x; i < count; i += blockDim.x) {
+            int k = start + i;
+            int ci = k / (kh * kw);
+            int r = k - ci * kh * kw;
+            int ky = r / kw;
+            rows[3 * i] = ci;
+            rows[3 * i + 1] = ky;
+            rows[3 * i + 2] = r - ky * kw;
+        }
+    }
+    // k in the current depth step's rows, n in the block's columns
     __device__ float at(int k, int n) const {
-        int ci = k / (kh * kw);
-        int r = k - ci * kh * kw;
-        int ky = r / kw;
-        int kx = r - ky * kw;
-        int oy = n / ow;
-        int ox = n - oy * ow;
-        int iy = oy * stride - pad + ky;
-        int ix = ox * stride - pad + kx;
+        const int* row = rows + 3 * (k - k0);
+        const int* col = cols + 2 * (n - n0);
+        int iy = col[0] + row[1];
+        int ix = col[1] + row[2];
         if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
             return 0.0f;
         }
-        return x[((long) ci * h + iy) * w + ix];
+        return x[((long) row[0] * h + iy) * w + ix];
     }
     __device__ bool colsAdjacent() const {
         return true;
@@ -57,7 +86,7 @@ struct Im2col {
 // One 64 x 64 tile of C = A B (+ bias over rows or columns) (+ R, laid out as C): 256 threads, 4 x 4
 // outputs each. The residual R is added after the bias, as a separate add would.
 template <class A, class B>
-__device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias, int biasType,
+__device__ void gemm_tile(const A& a, B& b, float* c, int ldc, int m, int n, int k, const void* bias, int biasType,
                           int biasOverRows, const float* residual) {
     __shared__ float as[BK][BM + 4];
     __shared__ float bs[BK][BN + 4];
@@ -67,7 +96,15 @@ __device__ void gemm_tile(const A& a, const B& b, float* c, int ldc, int m, int 
     int tr = (tid / 16) * 4;
     int tc = (tid % 16) * 4;
     float acc[4][4] = {};
+    if constexpr (B::kTables) {
+        b.columns(n0, BN);
+    }
     for (int k0 = 0; k0 < k; k0 += BK) {
+        if constexpr (B::kTables) {
+            // the last step's reads of the table ended before its closing barrier
+            b.depth(k0, BK);
+            __syncthreads();
+        }
         for (int i = tid; i < BM * BK; i += GEMM_THREADS) {
             int kk = i % BK;
             int mm = i / BK;
@@ -138,10 +175,12 @@ extern "C" __global__ void gemm_f32(const void* a, int aType, long aBatch, int l
 extern "C" __global__ void conv2d_f32(const float* x, const void* w, int wType, const void* bias, int biasType, float* y,
                                       int cin, int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow,
                                       const float* residual) {
+    __shared__ int cols[2 * BN];
+    __shared__ int rows[3 * BK];
     long z = blockIdx.z;
     long plane = (long) cout * oh * ow;
     Matrix ma = {w, wType, 0, cin * kh * kw, 0};
-    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
+    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow, cols, rows};
     gemm_tile(ma, mb, y + z * plane, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1,
               residual == nullptr ? nullptr : residual + z * plane);
 }
@@ -195,7 +234,7 @@ __device__ __forceinline__ void tc_stage(const Mat& mat, int r0, int rows, int c
 // 4 x 2 grid, each 32 x 64 of C as 2 x 4 accumulators of 16 x 16 (float32). A tile and B tile of
 // depth 32 are staged in shared memory as T (A row-major, B column-major, k adjacent in both).
 template <class T, class A, class B>
-__device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, int n, int k, const void* bias,
+__device__ void gemm_tc_tile(const A& a, B& b, float* c, int ldc, int m, int n, int k, const void* bias,
                              int biasType, int biasOverRows, const float* residual) {
     using namespace nvcuda;
     __shared__ __align__(32) T as[TC_BM * TC_LD];
@@ -215,7 +254,15 @@ __device__ void gemm_tc_tile(const A& a, const B& b, float* c, int ldc, int m, i
             wmma::fill_fragment(acc[i][j], 0.0f);
         }
     }
+    if constexpr (B::kTables) {
+        b.columns(n0, TC_BN);
+    }
     for (int k0 = 0; k0 < k; k0 += TC_BK) {
+        if constexpr (B::kTables) {
+            // the last step's reads of the table ended before its closing barrier
+            b.depth(k0, TC_BK);
+            __syncthreads();
+        }
         tc_stage<T>(a, m0, m, k0, k, false, as);
         tc_stage<T>(b, n0, n, k0, k, true, bs);
         __syncthreads();
@@ -301,10 +348,12 @@ template <class T>
 __device__ void conv2d_tc(const float* x, const void* w, int wType, const void* bias, int biasType, float* y, int cin,
                           int h, int wd, int cout, int kh, int kw, int stride, int pad, int oh, int ow,
                           const float* residual) {
+    __shared__ int cols[2 * TC_BN];
+    __shared__ int rows[3 * TC_BK];
     long z = blockIdx.z;
     long plane = (long) cout * oh * ow;
     Matrix ma = {w, wType, 0, cin * kh * kw, 0};
-    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow};
+    Im2col mb = {x + z * (long) cin * h * wd, h, wd, kh, kw, stride, pad, ow, cols, rows};
     gemm_tc_tile<T>(ma, mb, y + z * plane, oh * ow, cout, oh * ow, cin * kh * kw, bias, biasType, 1,
                     residual == nullptr ? nullptr : residual + z * plane);
 }
