@@ -229,10 +229,69 @@ __device__ __forceinline__ void tc_stage(const Mat& mat, int r0, int rows, int c
     }
 }
 
+// E consecutive values of type S (16 bytes) converted to the operand type T, stored together.
+template <class T, class S, int E>
+__device__ __forceinline__ void tc_convert16(const S* src, T* dst) {
+    uint4 raw = *reinterpret_cast<const uint4*>(src);
+    const S* v = reinterpret_cast<const S*>(&raw);
+    __align__(16) T out[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        out[e] = to_operand<T>(static_cast<float>(v[e]));
+    }
+    if constexpr (E == 8) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(out);
+    } else {
+        *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(out);
+    }
+}
+
+// The 128 x 32 block of tc_stage with 16-byte loads, for a Matrix whose staged rows run along memory
+// (A not transposed, B transposed: k adjacent), wholly inside it and 16-byte aligned; false (nothing
+// staged) otherwise. The same values in the same places as the element-by-element path.
+template <class T, class Mat>
+__device__ __forceinline__ bool tc_stage_vector(const Mat& mat, int r0, int rows, int c0, int cols, bool transposed,
+                                                T* dst) {
+    if constexpr (Mat::kTables) {
+        return false;
+    } else {
+        int size = mat.type == 0 ? 4 : 2;
+        const char* base = static_cast<const char*>(mat.p) + (mat.offset + (long) r0 * mat.ld + c0) * size;
+        if (mat.trans != (transposed ? 1 : 0) || r0 + TC_BM > rows || c0 + TC_BK > cols || (mat.ld * size) % 16 != 0
+            || reinterpret_cast<unsigned long long>(base) % 16 != 0) {
+            return false;
+        }
+        if (size == 2) {
+            // 4 loads of 8 per row: 2 per thread (a loop, not unrolled: the accumulators hold most registers)
+#pragma unroll 1
+            for (int i = threadIdx.x; i < TC_BM * TC_BK / 8; i += TC_THREADS) {
+                int r = i / (TC_BK / 8);
+                int c = (i % (TC_BK / 8)) * 8;
+                const char* src = base + ((long) r * mat.ld + c) * 2;
+                if (mat.type == 1) {
+                    tc_convert16<T, __half, 8>(reinterpret_cast<const __half*>(src), dst + r * TC_LD + c);
+                } else {
+                    tc_convert16<T, __nv_bfloat16, 8>(reinterpret_cast<const __nv_bfloat16*>(src), dst + r * TC_LD + c);
+                }
+            }
+        } else {
+            // 8 loads of 4 per row: 4 per thread
+#pragma unroll 1
+            for (int i = threadIdx.x; i < TC_BM * TC_BK / 4; i += TC_THREADS) {
+                int r = i / (TC_BK / 4);
+                int c = (i % (TC_BK / 4)) * 4;
+                tc_convert16<T, float, 4>(reinterpret_cast<const float*>(base + ((long) r * mat.ld + c) * 4),
+                                          dst + r * TC_LD + c);
+            }
+        }
+        return true;
+    }
+}
+
 // One 128 x 128 tile of C = A B (+ bias over rows or columns) (+ R, laid out as C, after the bias) on
-// the tensor cores: 8 warps in a
-// 4 x 2 grid, each 32 x 64 of C as 2 x 4 accumulators of 16 x 16 (float32). A tile and B tile of
-// depth 32 are staged in shared memory as T (A row-major, B column-major, k adjacent in both).
+// the tensor cores: 8 warps in a 4 x 2 grid, each 32 x 64 of C as 2 x 4 accumulators of 16 x 16
+// (float32). A tile and B tile of depth 32 are staged in shared memory as T (A row-major, B
+// column-major, k adjacent in both), with 16-byte loads where the operand allows.
 template <class T, class A, class B>
 __device__ void gemm_tc_tile(const A& a, B& b, float* c, int ldc, int m, int n, int k, const void* bias,
                              int biasType, int biasOverRows, const float* residual) {
@@ -263,8 +322,12 @@ __device__ void gemm_tc_tile(const A& a, B& b, float* c, int ldc, int m, int n, 
             b.depth(k0, TC_BK);
             __syncthreads();
         }
-        tc_stage<T>(a, m0, m, k0, k, false, as);
-        tc_stage<T>(b, n0, n, k0, k, true, bs);
+        if (!tc_stage_vector<T>(a, m0, m, k0, k, false, as)) {
+            tc_stage<T>(a, m0, m, k0, k, false, as);
+        }
+        if (!tc_stage_vector<T>(b, n0, n, k0, k, true, bs)) {
+            tc_stage<T>(b, n0, n, k0, k, true, bs);
+        }
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < TC_BK; kk += 16) {

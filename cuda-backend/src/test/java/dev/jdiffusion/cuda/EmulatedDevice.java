@@ -177,7 +177,7 @@ public final class EmulatedDevice implements Device {
         if (stale) {
             Path tmp = OUT.resolve("libcudaemu.so.tmp");
             String cxx = System.getenv("CXX") == null || System.getenv("CXX").isBlank() ? "g++" : System.getenv("CXX");
-            List<String> cmd = List.of(cxx, "-std=c++20", "-O3", "-march=native", "-fPIC", "-shared", "-I" + EMULATOR, "-I" + cudaInclude(),
+            List<String> cmd = List.of(cxx, "-std=c++20", "-O3", "-fno-strict-aliasing", "-march=native", "-fPIC", "-shared", "-I" + EMULATOR, "-I" + cudaInclude(),
                     "-I" + KERNELS, tu.toString(), EMULATOR.resolve("cuda_emu.cpp").toString(), "-o", tmp.toString(), "-lpthread");
             Process p;
             try {
