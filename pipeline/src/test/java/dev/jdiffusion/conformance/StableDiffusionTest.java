@@ -227,6 +227,12 @@ class StableDiffusionTest {
     /** The tiny model made from its weight map, so that it takes LoRA tags (the files of lora/sd1-tiny). */
     static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra)
             throws IOException {
+        return tinyFromWeights(cpu, open, extra, false);
+    }
+
+    /** The tiny model; with {@code f16} every tensor stored as F16, as in a half-precision checkpoint. */
+    static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra, boolean f16)
+            throws IOException {
         Path root = Cases.root();
         Assumptions.assumeTrue(Files.isDirectory(root.resolve("lora")), "no conformance data at " + root);
         Map<String, Tensor> w = new java.util.HashMap<>();
@@ -237,6 +243,9 @@ class StableDiffusionTest {
             w.putAll(Cases.tensors(file));
         }
         w.putAll(extra);
+        if (f16) {
+            w.replaceAll((k, t) -> Tensor.ofHalf(t.toFloatArray(), dev.jdiffusion.core.tensor.DType.F16, t.shape()));
+        }
         UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
                 root.resolve("unet/sd1-tiny/manifest.json")))).get("unet_config"));
         StableDiffusion sd = StableDiffusion.of(cpu, ClipTokenizer.load(root.resolve("tokenizer")), w,
