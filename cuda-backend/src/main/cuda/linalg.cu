@@ -508,6 +508,35 @@ extern "C" __global__ void attention_f32(const float* q, const float* k, const f
 #define FA_LDS (FA_KEYS + 4)
 #define FA_LDP (FA_KEYS + 8)
 
+// COUNT rows of one head into shared memory as F16 (row stride lds, DP columns): row r's values at
+// x[first + r * width + c] for c < d, zero past d and past the valid rows. With 16-byte loads (4
+// values at a time) when vec (d a multiple of 4, x 16-byte aligned), else value by value.
+template <int DP, int COUNT>
+__device__ __forceinline__ void fa_stage(const float* x, long first, int valid, int width, int d, bool vec, __half* dst,
+                                         int lds) {
+    if (vec) {
+        // not unrolled: the output accumulators hold most registers through the whole kernel
+#pragma unroll 1
+        for (int i = threadIdx.x; i < COUNT * (DP / 4); i += FA_THREADS) {
+            int r = i / (DP / 4);
+            int c = (i % (DP / 4)) * 4;
+            float4 v = {0.0f, 0.0f, 0.0f, 0.0f};
+            if (r < valid && c < d) {
+                v = *reinterpret_cast<const float4*>(x + first + (long) r * width + c);
+            }
+            __align__(8) __half o[4] = {to_operand<__half>(v.x), to_operand<__half>(v.y), to_operand<__half>(v.z),
+                                        to_operand<__half>(v.w)};
+            *reinterpret_cast<uint2*>(dst + r * lds + c) = *reinterpret_cast<const uint2*>(o);
+        }
+    } else {
+        for (int i = threadIdx.x; i < COUNT * DP; i += FA_THREADS) {
+            int r = i / DP;
+            int c = i % DP;
+            dst[r * lds + c] = to_operand<__half>(r < valid && c < d ? x[first + (long) r * width + c] : 0.0f);
+        }
+    }
+}
+
 // Flash attention with Q Kᵀ and P V on the tensor cores (F16 operands, float32 accumulation; Q, K, V
 // converted as they are staged, saturating at ±65504) and the online softmax in float32. A block
 // takes 64 queries of one head (4 warps of 16), a key block 32 keys. DP is the head dim rounded up
@@ -525,12 +554,10 @@ __device__ void attention_tc_body(const float* q, const float* k, const float* v
     int warp = threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     int width = heads * d;
-    for (int i = threadIdx.x; i < FA_QUERIES * DP; i += FA_THREADS) {
-        int r = i / DP;
-        int c = i % DP;
-        float x = q0 + r < nq && c < d ? q[((long) b * nq + q0 + r) * width + h * d + c] : 0.0f;
-        stage[r * lds + c] = to_operand<__half>(x);
-    }
+    // every row of Q, K and V starts 16-byte aligned when d is a multiple of 4 and the tensors are
+    bool vec = d % 4 == 0 && ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k)
+                               | reinterpret_cast<unsigned long long>(v)) & 15) == 0;
+    fa_stage<DP, FA_QUERIES>(q, ((long) b * nq + q0) * width + h * d, nq - q0, width, d, vec, stage, lds);
     __syncthreads();
     wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> qf[DP / 16];
 #pragma unroll
@@ -554,14 +581,9 @@ __device__ void attention_tc_body(const float* q, const float* k, const float* v
     float l = 0.0f;
     int last = causal ? min(nk, q0 + FA_QUERIES) : nk;
     for (int k0 = 0; k0 < last; k0 += FA_KEYS) {
-        for (int i = threadIdx.x; i < FA_KEYS * DP; i += FA_THREADS) {
-            int kk = i / DP;
-            int c = i % DP;
-            bool in = k0 + kk < nk && c < d;
-            long src = ((long) b * nk + k0 + kk) * width + h * d + c;
-            ks[kk * lds + c] = to_operand<__half>(in ? k[src] : 0.0f);
-            vs[kk * lds + c] = to_operand<__half>(in ? v[src] : 0.0f);
-        }
+        long first = ((long) b * nk + k0) * width + h * d;
+        fa_stage<DP, FA_KEYS>(k, first, nk - k0, width, d, vec, ks, lds);
+        fa_stage<DP, FA_KEYS>(v, first, nk - k0, width, d, vec, vs, lds);
         __syncthreads();
         // S = Q Kᵀ: this warp's 16 queries by the block's 32 keys (K read column-major: key-major rows)
 #pragma unroll
@@ -642,7 +664,7 @@ __device__ void attention_tc_body(const float* q, const float* k, const float* v
 
 // q [B, nq, H*d], k and v [B, nk, H*d], out [B, nq, H*d]; d <= 160.
 // grid (ceil(nq / 64), heads, batch), 128 threads.
-extern "C" __global__ void __launch_bounds__(FA_THREADS) attention_tc_f16(const float* q, const float* k, const float* v,
+extern "C" __global__ void __launch_bounds__(FA_THREADS, 3) attention_tc_f16(const float* q, const float* k, const float* v,
         float* out, int nq, int nk, int heads, int d, float scale, int causal) {
     // Q staged first (64 rows), then the key block's K and V (32 rows each) in the same place
     __shared__ __align__(32) __half stage[2 * FA_KEYS * (FA_MAX_D + 8)];
