@@ -20,8 +20,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Whole generations on the CUDA kernels, on a GPU where one can be used, else on the emulated GPU
  * (cuda-backend's {@link EmulatedDevice}), against the same generations on the CPU backend: text
- * encoding, the UNet loop with CFG as one batch, ancestral noise, the VAE decode, in float32 and as
- * CUDA graphs; img2img with a LoRA. The tiny conformance model.
+ * encoding, the UNet loop with CFG as one batch, ancestral noise, the VAE decode, eager and as CUDA
+ * graphs; img2img with a LoRA. The tiny conformance model, in float32 and with F16 weights in autocast.
  */
 class GpuPipelineTest {
 
@@ -39,13 +39,6 @@ class GpuPipelineTest {
         return worst;
     }
 
-    private static void closeInAutocast(byte[] want, byte[] got, String what) {
-        int d = maxDiff(want, got);
-        double p = psnr(want, got);
-        System.out.printf("GpuPipelineTest autocast %s: max %d levels, PSNR %.1f dB%n", what, d, p);
-        assertTrue(d <= 1 && p >= 50, what + " differs from the CPU's by up to " + d + " levels, PSNR " + p + " dB");
-    }
-
     /** Peak signal-to-noise ratio of b against a (8-bit levels), in dB; infinite when equal. */
     private static double psnr(byte[] a, byte[] b) {
         double se = 0;
@@ -57,24 +50,42 @@ class GpuPipelineTest {
     }
 
     /**
+     * In float32 on both the kernels add in another order than the CPU, a few ulps per op: at most one
+     * level (of 255) apart.
+     */
+    @Test
+    void generationsOnTheGpuKernelsMatchTheCpuAndGraphsMatchEagerSteps() throws Exception {
+        generations(false);
+    }
+
+    /**
      * The users' setting on a GPU: F16 weights (a half-precision checkpoint) in autocast, products,
      * convolutions and attention on the tensor cores with the activations rounded to F16, against
      * the CPU on the same weights in float32. Each network output is within a few F16 roundoffs
      * (2⁻¹¹) of float32's (the conformance cases in autocast), and a level of 255 is 8 such units of
      * the image's range: the pictures may differ by a level here and there, not more, and mostly not
-     * at all (PSNR ≥ 50 dB: a mean squared difference under 0.65 levels²). Graphs replay the eager
-     * steps bit for bit in autocast too.
+     * at all (PSNR ≥ 50 dB: a mean squared difference under 0.65 levels²).
      */
     @Test
     void autocastGenerationsStayCloseToTheCpuAndGraphsMatchEagerSteps() throws Exception {
+        generations(true);
+    }
+
+    /**
+     * Euler a (ancestral noise each step), two prompts in one batch (CFG as one batch of four), eager
+     * and as CUDA graphs, which must replay the eager steps bit for bit; then img2img (the VAE
+     * encoder) with a LoRA applied beside the weights. Against the CPU backend.
+     */
+    private static void generations(boolean autocast) throws Exception {
         CudaProbe.Result probe = CudaProbe.probe();
         String missing = probe.available() ? null : EmulatedDevice.unavailable();
         Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
         List<AutoCloseable> open = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend(2);
-             CudaBackend gpu = probe.available() ? CudaBackend.open(0, false) : EmulatedDevice.backend(false)) {
-            StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of(), true);
-            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of(), true);
+             CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.backend(!autocast)) {
+            System.out.println("GpuPipelineTest on " + gpu.name() + (autocast ? ", F16 weights in autocast" : ", float32"));
+            StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of(), autocast);
+            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of(), autocast);
             GenerationRequest r = StableDiffusionTest.cat().steps(3).batch(2, 1).build();
             List<GeneratedImage> want = run(onCpu, r);
             List<GeneratedImage> eager = run(onGpu, r);
@@ -82,8 +93,9 @@ class GpuPipelineTest {
             List<GeneratedImage> graphed = run(onGpu, r);
             assertEquals(2, eager.size());
             for (int i = 0; i < want.size(); i++) {
-                closeInAutocast(want.get(i).rgb(), eager.get(i).rgb(), "image " + i);
+                close(want.get(i).rgb(), eager.get(i).rgb(), autocast, "image " + i);
                 assertArrayEquals(eager.get(i).rgb(), graphed.get(i).rgb(), "image " + i + ": graph replays == eager steps");
+                assertEquals(want.get(i).parameters(), eager.get(i).parameters());
             }
             byte[] init = new byte[3 * 32 * 32];
             for (int i = 0; i < init.length; i++) {
@@ -91,7 +103,7 @@ class GpuPipelineTest {
             }
             GenerationRequest edit = StableDiffusionTest.cat().steps(4).prompt("a photo of a cat<lora:lora-kohya:0.7>")
                     .initImage(init, 0.5).build();
-            closeInAutocast(run(onCpu, edit).get(0).rgb(), run(onGpu, edit).get(0).rgb(), "img2img with a LoRA");
+            close(run(onCpu, edit).get(0).rgb(), run(onGpu, edit).get(0).rgb(), autocast, "img2img with a LoRA");
         } finally {
             for (AutoCloseable c : open) {
                 c.close();
@@ -99,44 +111,13 @@ class GpuPipelineTest {
         }
     }
 
-    @Test
-    void generationsOnTheGpuKernelsMatchTheCpuAndGraphsMatchEagerSteps() throws Exception {
-        CudaProbe.Result probe = CudaProbe.probe();
-        String missing = probe.available() ? null : EmulatedDevice.unavailable();
-        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
-        List<AutoCloseable> open = new ArrayList<>();
-        try (CpuBackend cpu = new CpuBackend(2);
-             CudaBackend gpu = probe.available() ? CudaBackend.open(0, true) : EmulatedDevice.backend(true)) {
-            System.out.println("GpuPipelineTest on " + gpu.name());
-            StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of());
-            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of());
-            // Euler a: ancestral noise each step; two prompts in one batch, CFG as one batch of four
-            GenerationRequest r = StableDiffusionTest.cat().steps(3).batch(2, 1).build();
-            List<GeneratedImage> want = run(onCpu, r);
-            List<GeneratedImage> eager = run(onGpu, r);
-            onGpu.setCudaGraphs(true);
-            List<GeneratedImage> graphed = run(onGpu, r);
-            assertEquals(2, eager.size());
-            for (int i = 0; i < want.size(); i++) {
-                // float32 on both: the kernels add in another order than the CPU, a few ulps per op
-                int d = maxDiff(want.get(i).rgb(), eager.get(i).rgb());
-                assertTrue(d <= 1, "image " + i + " differs from the CPU's by up to " + d + " levels");
-                assertArrayEquals(eager.get(i).rgb(), graphed.get(i).rgb(), "image " + i + ": graph replays == eager steps");
-                assertEquals(want.get(i).parameters(), eager.get(i).parameters());
-            }
-            // img2img (the VAE encoder) with a LoRA applied beside the weights
-            byte[] init = new byte[3 * 32 * 32];
-            for (int i = 0; i < init.length; i++) {
-                init[i] = (byte) (i * 37);
-            }
-            GenerationRequest edit = StableDiffusionTest.cat().steps(4).prompt("a photo of a cat<lora:lora-kohya:0.7>")
-                    .initImage(init, 0.5).build();
-            int d = maxDiff(run(onCpu, edit).get(0).rgb(), run(onGpu, edit).get(0).rgb());
-            assertTrue(d <= 1, "img2img with a LoRA differs from the CPU's by up to " + d + " levels");
-        } finally {
-            for (AutoCloseable c : open) {
-                c.close();
-            }
-        }
+    /** At most one level apart; in autocast also a PSNR of at least 50 dB. */
+    private static void close(byte[] want, byte[] got, boolean autocast, String what) {
+        int d = maxDiff(want, got);
+        double p = psnr(want, got);
+        System.out.printf("GpuPipelineTest %s %s: %s%n", autocast ? "autocast" : "float32", what,
+                d == 0 ? "identical" : String.format("max %d levels, PSNR %.1f dB", d, p));
+        assertTrue(d <= 1 && (!autocast || p >= 50), what + " differs from the CPU's by up to " + d + " levels, PSNR " + p
+                + " dB");
     }
 }
