@@ -16,7 +16,8 @@ import java.util.Map;
 /**
  * The three networks of an SD 1.5-shaped checkpoint (the real key names, e.g. the random one of
  * {@link Sd15Checkpoint}), loaded without copying: F16 weights stay F16 and mapped from the file.
- * On a GPU backend the weights are uploaded once here. Close it to unmap the weights.
+ * On a GPU backend the weights are uploaded once here, as the pipeline uploads them (in autocast the
+ * text encoder's and the UNet's as F16, the VAE's as stored). Close it to unmap the weights.
  */
 public final class Sd15Models implements AutoCloseable {
     private final Checkpoint checkpoint;
@@ -37,7 +38,8 @@ public final class Sd15Models implements AutoCloseable {
             Map<String, Tensor> w = new HashMap<>();
             for (Map.Entry<String, StoredTensor> e : c.tensors().entrySet()) {
                 if (!e.getKey().endsWith("position_ids")) {
-                    w.put(e.getKey(), backend.upload(e.getValue().toTensor()));
+                    Tensor t = e.getValue().toTensor();
+                    w.put(e.getKey(), e.getKey().startsWith(Sd15Checkpoint.VAE) ? backend.upload(t) : backend.uploadWeight(t));
                 }
             }
             return new Sd15Models(c, ClipTextEncoder.load(backend, w, Sd15Checkpoint.CLIP, 12,

@@ -202,6 +202,19 @@ public final class CudaBackend implements Backend {
         return new Device.Address(d.block, t.offset() * t.dtype().byteSize());
     }
 
+    /** In autocast a float32 weight goes up as F16 (saturating at ±65504); in full precision as stored. */
+    @Override
+    public Tensor uploadWeight(Tensor t) {
+        if (fullPrecision || t.dtype() != DType.F32) {
+            return upload(t);
+        }
+        float[] v = (t.storage() instanceof DeviceStorage ? toHost(t) : t).toFloatArray();
+        for (int i = 0; i < v.length; i++) {
+            v[i] = Math.max(-65504f, Math.min(65504f, v[i]));
+        }
+        return upload(Tensor.ofHalf(v, DType.F16, t.shape()));
+    }
+
     @Override
     public Tensor upload(Tensor t) {
         if (t.storage() instanceof DeviceStorage) {
@@ -328,10 +341,12 @@ public final class CudaBackend implements Backend {
         if (t.storage().isHost()) {
             return t;
         }
-        if (t.dtype() != DType.F32) {
-            throw new IllegalArgumentException("only float32 tensors come back to the host, got " + t.dtype());
-        }
         notCapturing("copying " + Arrays.toString(t.shape()) + " to the host");
+        if (t.dtype().isHalf()) {
+            short[] bits = new short[Math.toIntExact(t.numel())];
+            device.copyToHost(Pointer.to(bits), pointer(t), 2L * bits.length);
+            return Tensor.wrap(java.lang.foreign.MemorySegment.ofArray(bits), t.dtype(), t.shape());
+        }
         float[] out = new float[Math.toIntExact(t.numel())];
         device.copyToHost(Pointer.to(out), pointer(t), 4L * out.length);
         return Tensor.of(out, t.shape());

@@ -108,6 +108,31 @@ class CudaBackendTest {
         unary("scale", (b, x) -> b.scale(x, -1.75f), 0);
     }
 
+    /**
+     * In autocast a float32 weight is rounded to the nearest F16, saturating at ±65504 rather than
+     * becoming infinite (a few fine-tuned checkpoints hold such values); half-precision tensors come
+     * back to the host in their type, bit for bit.
+     */
+    @Test
+    void weightsInAutocastAreRoundedToHalfAndSaturate() {
+        float[] v = {1f / 3, -2.5e-8f, 70000f, -1e9f, 65504f, 1e-3f, Float.MIN_NORMAL, -0f};
+        Tensor w = Tensor.of(v, 2, 4);
+        float[] want = Tensor.ofHalf(new float[] {1f / 3, -2.5e-8f, 65504f, -65504f, 65504f, 1e-3f, Float.MIN_NORMAL, -0f},
+                DType.F16, 2, 4).toFloatArray();
+        for (Tensor from : new Tensor[] {w, gpu.upload(w)}) {
+            Tensor back = gpu.toHost(gpu.uploadWeight(from));
+            assertTrue(back.dtype() == DType.F16 && back.storage().isHost());
+            float[] got = back.toFloatArray();
+            assertArrayEquals(want, got);
+            assertTrue(got[2] == 65504f && got[3] == -65504f, "saturated, not infinite");
+        }
+        assertArrayEquals(v, full.toHost(full.uploadWeight(w)).toFloatArray(), "full precision keeps float32");
+        Tensor bf = Tensor.ofHalf(v, DType.BF16, 8);
+        Tensor bfBack = gpu.toHost(gpu.upload(bf));
+        assertTrue(bfBack.dtype() == DType.BF16);
+        assertArrayEquals(bf.toFloatArray(), bfBack.toFloatArray());
+    }
+
     @Test
     void broadcastingAddAndMulWithHalfOperands() {
         Tensor a = random(2, 2, 6, 5, 9);

@@ -174,6 +174,11 @@ public final class FakeDevice implements Device {
         return "fake";
     }
 
+    /** The device memory the backend's pool takes for a tensor of this many bytes (its block's size). */
+    public static long poolBlockBytes(long bytes) {
+        return DevicePool.sizeClass(bytes);
+    }
+
     /** A CUDA backend on this device. */
     public CudaBackend backend() {
         return new CudaBackend(this);

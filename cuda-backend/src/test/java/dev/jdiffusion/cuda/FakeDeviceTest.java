@@ -125,6 +125,33 @@ class FakeDeviceTest {
         assertEquals(List.of("gemm_f32 3x10x1", "conv2d_f32 1x1x1", "attention_f32 5x2x2"), fullDev.grids);
     }
 
+    /**
+     * A float32 weight goes up as F16 in autocast (half the memory, products on the tensor cores);
+     * half-precision weights and every weight in full precision go up as stored. (The values:
+     * {@link CudaBackendTest}.)
+     */
+    @Test
+    void autocastKeepsFloat32WeightsInHalfPrecision() {
+        Random r = new Random(5);
+        Tensor w = random(r, DType.F32, 20, 70);
+        FakeDevice dev = new FakeDevice();
+        try (CudaBackend gpu = dev.backend()) {
+            long before = gpu.bytesInUse();
+            Tensor up = gpu.uploadWeight(w);
+            assertEquals(DType.F16, up.dtype());
+            assertArrayEquals(new int[] {20, 70}, up.shape());
+            assertEquals(before + DevicePool.sizeClass(2L * 20 * 70), gpu.bytesInUse());
+            assertEquals(DType.F16, gpu.uploadWeight(gpu.upload(w)).dtype(), "a float32 weight already on the device");
+            assertEquals(DType.BF16, gpu.uploadWeight(random(r, DType.BF16, 20, 70)).dtype());
+            gpu.linear(gpu.upload(random(r, DType.F32, 3, 70)), up, null);
+        }
+        assertEquals(List.of("gemm_tc_f16 1x1x1"), dev.grids);
+        FakeDevice fullDev = new FakeDevice();
+        try (CudaBackend gpu = new CudaBackend(fullDev, true)) {
+            assertEquals(DType.F32, gpu.uploadWeight(w).dtype());
+        }
+    }
+
     @Test
     void aWrongArgumentWidthIsCaughtBeforeTheLaunch() {
         List<PtxFunctions.Param> silu = PtxFunctions.signatures(JCudaDevice.ptx("elementwise")).get("silu_f32");

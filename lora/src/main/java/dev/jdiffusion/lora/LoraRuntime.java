@@ -31,7 +31,8 @@ public final class LoraRuntime implements LayerAdapter {
 
     /**
      * These adapters with their factors in the backend's memory (uploaded once here, not in every
-     * step); on the CPU backend the same tensors.
+     * step), in the type its weights compute in ({@link Backend#uploadWeight}); on the CPU backend
+     * the same tensors.
      */
     public LoraRuntime on(Backend backend) {
         Map<String, List<Term>> moved = new HashMap<>();
@@ -41,7 +42,7 @@ public final class LoraRuntime implements LayerAdapter {
     }
 
     private static Tensor up(Backend backend, Tensor t) {
-        return t == null ? null : backend.upload(t);
+        return t == null ? null : backend.uploadWeight(t);
     }
 
     /** Per adapter, its modules that name no layer of the model (also logged, as by {@link LoraMerge}). */

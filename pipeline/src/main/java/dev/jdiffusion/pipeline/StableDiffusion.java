@@ -202,22 +202,26 @@ public final class StableDiffusion implements AutoCloseable {
     }
 
     /** The prefixes of the networks' weights (EMA copies and other extras in a file stay behind). */
-    private static final List<String> NETWORKS = List.of("cond_stage_model.", "conditioner.", "model.diffusion_model.",
-            "first_stage_model.");
+    private static final String VAE = "first_stage_model.";
+    private static final List<String> NETWORKS = List.of("cond_stage_model.", "conditioner.", "model.diffusion_model.", VAE);
 
     /**
-     * A weight map's networks (EMA copies and other extras in a file left out) in the backend's memory,
-     * in their stored type: an entry that is the same tensor as in {@code loaded} is its copy in
-     * {@code resident}, any other is uploaded now (on the CPU backend: the same tensors). At load both
-     * are empty, so every weight goes up once; a LoRA-merged map uploads only the changed entries,
-     * which the generation gives back when it ends.
+     * A weight map's networks (EMA copies and other extras in a file left out) in the backend's memory:
+     * an entry that is the same tensor as in {@code loaded} is its copy in {@code resident}, any other
+     * is uploaded now (on the CPU backend: the same tensors). At load both are empty, so every weight
+     * goes up once; a LoRA-merged map uploads only the changed entries, which the generation gives
+     * back when it ends. The text encoders and the UNet go up in the type the backend computes with
+     * ({@link Backend#uploadWeight}: on a GPU in autocast F16, as the Python tools load a model in
+     * half precision); the VAE in its stored type, as A1111's {@code --no-half-vae} keeps it, since
+     * the SD VAEs overflow F16 in places.
      */
     private static Map<String, Tensor> onBackend(Backend backend, Map<String, Tensor> m, Map<String, Tensor> loaded,
                                                  Map<String, Tensor> resident) {
         Map<String, Tensor> out = new HashMap<>();
         m.forEach((k, v) -> {
             if (NETWORKS.stream().anyMatch(k::startsWith)) {
-                out.put(k, v == loaded.get(k) ? resident.get(k) : backend.upload(v));
+                out.put(k, v == loaded.get(k) ? resident.get(k)
+                        : k.startsWith(VAE) ? backend.upload(v) : backend.uploadWeight(v));
             }
         });
         return out;

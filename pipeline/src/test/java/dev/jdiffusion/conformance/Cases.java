@@ -85,6 +85,11 @@ final class Cases {
      */
     static final double AUTOCAST_REL_L2 = 4 * Math.pow(2, -11);
 
+    /** Whether the networks run in F16 on this backend: a GPU's, real or emulated, in autocast. */
+    static boolean halfPrecision(Backend backend) {
+        return autocast() && !(backend instanceof dev.jdiffusion.core.cpu.CpuBackend);
+    }
+
     static boolean autocast() {
         String p = System.getProperty("conformance.precision", "full");
         if (!p.equals("full") && !p.equals("autocast")) {
@@ -102,10 +107,13 @@ final class Cases {
         return System.getProperty("conformance.device", "cpu");
     }
 
-    /** A file's tensors in a backend's memory (on the CPU: as read). */
+    /**
+     * A file's weights in a backend's memory in the type it computes with (on the CPU: as read; on a
+     * GPU in autocast F16, so that every product of the network runs on the tensor cores).
+     */
     static Map<String, Tensor> tensors(Backend backend, SafetensorsFile f) {
         Map<String, Tensor> m = tensors(f);
-        m.replaceAll((k, t) -> backend.upload(t));
+        m.replaceAll((k, t) -> backend.uploadWeight(t));
         return m;
     }
 
@@ -156,7 +164,7 @@ final class Cases {
          */
         Compare(Backend backend, double rel, double abs) {
             this.backend = backend;
-            boolean half = autocast() && !(backend instanceof dev.jdiffusion.core.cpu.CpuBackend);
+            boolean half = halfPrecision(backend);
             this.rel = half ? (Double.isInfinite(rel) ? AUTOCAST_REL_L2 : Math.max(rel, AUTOCAST_REL_L2)) : rel;
             this.abs = half ? Double.POSITIVE_INFINITY : abs;
         }

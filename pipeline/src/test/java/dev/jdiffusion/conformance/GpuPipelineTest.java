@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.core.tensor.Tensor;
 import dev.jdiffusion.cuda.CudaBackend;
 import dev.jdiffusion.cuda.CudaProbe;
 import dev.jdiffusion.cuda.EmulatedDevice;
+import dev.jdiffusion.cuda.FakeDevice;
 import dev.jdiffusion.pipeline.GeneratedImage;
 import dev.jdiffusion.pipeline.GenerationRequest;
 import dev.jdiffusion.pipeline.StableDiffusion;
@@ -59,9 +61,10 @@ class GpuPipelineTest {
     }
 
     /**
-     * The users' setting on a GPU: F16 weights (a half-precision checkpoint) in autocast, products,
-     * convolutions and attention on the tensor cores with the activations rounded to F16, against
-     * the CPU on the same weights in float32. Each network output is within a few F16 roundoffs
+     * The users' setting on a GPU: autocast, where a float32 checkpoint's text encoder and UNet go up
+     * as F16 (the VAE stays float32) and products, convolutions and attention run on the tensor cores
+     * with the activations rounded to F16, against the CPU in float32 on the same weights (the F16
+     * ones rounded as the GPU rounds them). Each network output is within a few F16 roundoffs
      * (2⁻¹¹) of float32's (the conformance cases in autocast), and a level of 255 is 8 such units of
      * the image's range: the pictures may differ by a level here and there, not more, and mostly not
      * at all (PSNR ≥ 50 dB: a mean squared difference under 0.65 levels²).
@@ -83,9 +86,11 @@ class GpuPipelineTest {
         List<AutoCloseable> open = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend(2);
              CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.backend(!autocast)) {
-            System.out.println("GpuPipelineTest on " + gpu.name() + (autocast ? ", F16 weights in autocast" : ", float32"));
+            System.out.println("GpuPipelineTest on " + gpu.name() + (autocast ? ", autocast" : ", float32"));
             StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of(), autocast);
-            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of(), autocast);
+            long empty = gpu.bytesInUse();
+            StableDiffusion onGpu = StableDiffusionTest.tinyFromWeights(gpu, open, Map.of(), false);
+            assertEquals(residentBytes(autocast), gpu.bytesInUse() - empty, "the weights on the device");
             GenerationRequest r = StableDiffusionTest.cat().steps(3).batch(2, 1).build();
             List<GeneratedImage> want = run(onCpu, r);
             List<GeneratedImage> eager = run(onGpu, r);
@@ -104,6 +109,30 @@ class GpuPipelineTest {
             GenerationRequest edit = StableDiffusionTest.cat().steps(4).prompt("a photo of a cat<lora:lora-kohya:0.7>")
                     .initImage(init, 0.5).build();
             close(run(onCpu, edit).get(0).rgb(), run(onGpu, edit).get(0).rgb(), autocast, "img2img with a LoRA");
+        } finally {
+            for (AutoCloseable c : open) {
+                c.close();
+            }
+        }
+    }
+
+    /**
+     * The device memory the tiny model's weights take: one pool block for each of its networks'
+     * (the text projection, which SD 1.x does not use, stays behind), of two bytes per value for the
+     * text encoder's and the UNet's in autocast, four for the VAE's and in full precision.
+     */
+    private static long residentBytes(boolean autocast) throws Exception {
+        List<AutoCloseable> open = new ArrayList<>();
+        try {
+            long total = 0;
+            for (Map.Entry<String, Tensor> e : StableDiffusionTest.tinyWeights(open).entrySet()) {
+                if (e.getKey().equals("text_projection")) {
+                    continue;
+                }
+                int size = autocast && !e.getKey().startsWith("first_stage_model.") ? 2 : 4;
+                total += FakeDevice.poolBlockBytes(size * e.getValue().numel());
+            }
+            return total;
         } finally {
             for (AutoCloseable c : open) {
                 c.close();

@@ -230,9 +230,8 @@ class StableDiffusionTest {
         return tinyFromWeights(cpu, open, extra, false);
     }
 
-    /** The tiny model; with {@code f16} every tensor stored as F16, as in a half-precision checkpoint. */
-    static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra, boolean f16)
-            throws IOException {
+    /** The tiny model's weights in checkpoint naming (text encoder, UNet, VAE), as stored (float32). */
+    static Map<String, Tensor> tinyWeights(List<AutoCloseable> open) throws IOException {
         Path root = Cases.root();
         Assumptions.assumeTrue(Files.isDirectory(root.resolve("lora")), "no conformance data at " + root);
         Map<String, Tensor> w = new java.util.HashMap<>();
@@ -242,9 +241,21 @@ class StableDiffusionTest {
             open.add(file);
             w.putAll(Cases.tensors(file));
         }
+        return w;
+    }
+
+    /**
+     * The tiny model; with {@code f16} the text encoder's and the UNet's weights rounded to F16, as a
+     * GPU in autocast holds them (the VAE's stay float32).
+     */
+    static StableDiffusion tinyFromWeights(Backend cpu, List<AutoCloseable> open, Map<String, Tensor> extra, boolean f16)
+            throws IOException {
+        Path root = Cases.root();
+        Map<String, Tensor> w = tinyWeights(open);
         w.putAll(extra);
         if (f16) {
-            w.replaceAll((k, t) -> Tensor.ofHalf(t.toFloatArray(), dev.jdiffusion.core.tensor.DType.F16, t.shape()));
+            w.replaceAll((k, t) -> k.startsWith("first_stage_model.") ? t
+                    : Tensor.ofHalf(t.toFloatArray(), dev.jdiffusion.core.tensor.DType.F16, t.shape()));
         }
         UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
                 root.resolve("unet/sd1-tiny/manifest.json")))).get("unet_config"));

@@ -2,6 +2,7 @@ package dev.jdiffusion.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jdiffusion.checkpoint.StoredTensor;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.json.Json;
@@ -34,6 +35,17 @@ class VaeConformanceTest {
         return Cases.scan("vae", VaeConformanceTest::run);
     }
 
+    /**
+     * The mean the decoder starts from for {@code decoded_from_mean}: our encoder's, so that the two
+     * networks are checked in series; in F16 the reference's, since there each network is held to
+     * its bound on its own: the encoder's error in the mean (1.3–1.4·10⁻³ on the tiny VAEs) comes
+     * out of the decoder amplified (2.2–3.6·10⁻³ in the picture, against 1.2–1.6·10⁻³ from the
+     * reference's mean), a property of the random weights rather than of the kernels.
+     */
+    private static Tensor meanToDecode(Vae.Posterior p, StoredTensor reference) {
+        return Cases.halfPrecision(BACKEND) ? reference.toTensor() : p.mean();
+    }
+
     private static void run(String rel, Path dir) throws IOException {
         Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("manifest.json")));
         Cases.Compare c;
@@ -61,7 +73,8 @@ class VaeConformanceTest {
                         c.compare(name, seen.get(name.substring("intermediate.".length())), g.tensor(name));
                     }
                 }
-                c.compare("decoded_from_mean", vae.decode(p.mean(), null), g.tensor("decoded_from_mean"));
+                c.compare("decoded_from_mean", vae.decode(meanToDecode(p, g.tensor("mean")), null),
+                        g.tensor("decoded_from_mean"));
             }
         } else {
             c = new Cases.Compare(BACKEND, 2e-5, 1e-4);
@@ -81,7 +94,8 @@ class VaeConformanceTest {
                 c.compare("z_sample", sample, io.tensor("z_sample"));
                 c.compare("latent_sd1", BACKEND.scale(sample, Vae.SD_SCALE_FACTOR), io.tensor("latent_sd1"));
                 c.compare("latent_sdxl", BACKEND.scale(sample, Vae.SDXL_SCALE_FACTOR), io.tensor("latent_sdxl"));
-                c.compare("decoded_from_mean", vae.decode(p.mean(), null), io.tensor("decoded_from_mean"));
+                c.compare("decoded_from_mean", vae.decode(meanToDecode(p, io.tensor("mean")), null),
+                        io.tensor("decoded_from_mean"));
                 Tensor latent = BACKEND.upload(io.tensor("latent_unet").toTensor());
                 c.compare("decoded_sd1", vae.decode(BACKEND.scale(latent, 1 / Vae.SD_SCALE_FACTOR), keep),
                         io.tensor("decoded_sd1"));

@@ -20,7 +20,17 @@ public interface Backend extends AutoCloseable {
     /** Brings a tensor (host or from another backend) into this backend's memory; a no-op when already there. */
     Tensor upload(Tensor t);
 
-    /** A host float32 copy of a tensor of this backend. */
+    /**
+     * A network's weight into this backend's memory, in the type the backend computes with: by
+     * default as stored ({@link #upload}); a GPU in autocast keeps float32 weights as F16, as the
+     * Python tools load models in half precision, so that their products run on the tensor cores and
+     * take half the memory.
+     */
+    default Tensor uploadWeight(Tensor t) {
+        return upload(t);
+    }
+
+    /** A host copy of a tensor of this backend, in its type (activations are float32); a host tensor itself. */
     Tensor toHost(Tensor t);
 
     /** A new float32 tensor of zeros in this backend's memory. */
