@@ -57,19 +57,17 @@ public class ModelBenchmark {
 
     /**
      * On a GPU, whether the UNet step copies the latents in and the output back, as the pipeline does
-     * (its samplers work on the host), or ({@code -p roundTrip=false}) leaves both on the device and
-     * only waits for the stream: the difference is what samplers on the device would save.
+     * (its samplers work on the host), or ({@code -p roundTrip=false}) leaves them and the timesteps
+     * on the device and only waits for the stream: the difference is what samplers on the device
+     * would save ({@link UNetStep}).
      */
     @Param({"true"})
     public boolean roundTrip;
 
-    private dev.jdiffusion.cuda.CudaGraph step;
-
     private Backend backend;
     private Sd15Models models;
+    private UNetStep step;
     private int[][] ids;
-    private Tensor context;
-    private Tensor latent;
     private Tensor z;
 
     static Path checkpoint() throws IOException {
@@ -81,31 +79,14 @@ public class ModelBenchmark {
         backend = Devices.open(device, precision);
         models = Sd15Models.load(backend, checkpoint());
         ids = prompts();
-        context = models.clip.encode(ids).lastHiddenState();
-        latent = Tensor.zeros(2, 4, 64, 64);
         z = Tensor.zeros(1, 4, 64, 64);
-        if (!roundTrip) {
-            if (!(backend instanceof dev.jdiffusion.cuda.CudaBackend)) {
-                throw new IllegalArgumentException("roundTrip=false needs device=cuda");
-            }
-            latent = backend.upload(latent);
-        }
-        if (cudaGraph) {
-            if (!(backend instanceof dev.jdiffusion.cuda.CudaBackend cuda)) {
-                throw new IllegalArgumentException("cudaGraph=true needs device=cuda");
-            }
-            step = cuda.capture(java.util.List.of(latent, Tensor.of(new float[] {500, 500}, 2), context),
-                    in -> models.unet.forward(in[0], in[1], in[2], null, null));
-            cuda.copyInto(Tensor.of(new float[] {500, 500}, 2), step.inputs()[1]);
-            cuda.copyInto(context, step.inputs()[2]);
-        }
+        step = new UNetStep(backend, models.unet, Tensor.zeros(2, 4, 64, 64), new float[] {500, 500},
+                models.clip.encode(ids).lastHiddenState(), null, cudaGraph, roundTrip);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        if (step != null) {
-            step.close();
-        }
+        step.close();
         models.close();
         backend.close();
     }
@@ -124,26 +105,7 @@ public class ModelBenchmark {
     /** One UNet evaluation: latent 64×64, batch 2 (a CFG step of one 512×512 image). */
     @Benchmark
     public Tensor unetStep_64x64_batch2() {
-        if (step != null) {
-            // as the pipeline runs a graphed step: the latents in, one launch, the output back
-            dev.jdiffusion.cuda.CudaBackend cuda = (dev.jdiffusion.cuda.CudaBackend) backend;
-            if (!roundTrip) {
-                step.run();
-                cuda.synchronize();
-                return step.output();
-            }
-            cuda.copyInto(latent, step.inputs()[0]);
-            step.run();
-            return backend.toHost(step.output());
-        }
-        try (Backend.Scope s = backend.scope()) {
-            Tensor eps = models.unet.forward(latent, new float[] {500, 500}, context, null, null);
-            if (!roundTrip) {
-                ((dev.jdiffusion.cuda.CudaBackend) backend).synchronize();
-                return null;
-            }
-            return backend.toHost(eps);
-        }
+        return step.run();
     }
 
     /** The VAE decoder from a 64×64 latent to a 512×512 image. */

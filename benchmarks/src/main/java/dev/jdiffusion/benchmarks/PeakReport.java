@@ -72,12 +72,8 @@ public final class PeakReport {
             String method = label.substring(label.lastIndexOf('.') + 1);
             boolean sdxl = label.startsWith(SdxlBenchmark.class.getName());
             if (sdxl || label.startsWith(ModelBenchmark.class.getName())) {
-                // seconds per operation on every core
-                int cores = Runtime.getRuntime().availableProcessors();
                 double flops = sdxl ? SdxlBenchmark.flops() : ModelBenchmark.flops(method);
-                double gflops = flops / r.getPrimaryResult().getScore() / 1e9;
-                lines.add(String.format("%-30s %7d %10.1f %8.0f%%   (%.2f s/op, %.1f GFLOP)", method, cores, gflops,
-                        100 * gflops / peak[Math.min(2, cores)], r.getPrimaryResult().getScore(), flops / 1e9));
+                lines.add(modelLine(method, r.getParams()::getParam, r.getPrimaryResult().getScore(), flops, peak));
                 continue;
             }
             if (!label.startsWith(KernelBenchmark.class.getName())) {
@@ -93,6 +89,26 @@ public final class PeakReport {
         System.out.println("GFLOP/s against the measured FMA ceiling (" + Runtime.getRuntime().availableProcessors()
                 + " cores):");
         lines.forEach(System.out::println);
+    }
+
+    /**
+     * A network benchmark's line: seconds per operation on every core against the CPU's ceiling, or
+     * on a GPU (its parameters named, no CPU fraction: the GPU's own peak is {@link CudaKernelBenchmark}'s).
+     */
+    static String modelLine(String method, java.util.function.UnaryOperator<String> param, double seconds, double flops,
+                            double[] peak) {
+        double gflops = flops / seconds / 1e9;
+        String device = param.apply("device");
+        if (device != null && !device.equals("cpu")) {
+            String what = String.format("%s %s%s%s", device, param.apply("precision"),
+                    Boolean.parseBoolean(param.apply("cudaGraph")) ? " graph" : "",
+                    Boolean.parseBoolean(param.apply("roundTrip")) ? "" : " on-device");
+            return String.format("%-30s %7s %10.1f %9s   (%.2f ms/op, %.1f GFLOP; %s)", method, "gpu", gflops, "",
+                    seconds * 1e3, flops / 1e9, what);
+        }
+        int cores = Runtime.getRuntime().availableProcessors();
+        return String.format("%-30s %7d %10.1f %8.0f%%   (%.2f s/op, %.1f GFLOP)", method, cores, gflops,
+                100 * gflops / peak[Math.min(2, cores)], seconds, flops / 1e9);
     }
 
     /**

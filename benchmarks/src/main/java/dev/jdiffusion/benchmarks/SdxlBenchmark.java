@@ -4,6 +4,7 @@ import dev.jdiffusion.checkpoint.StoredType;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
+import dev.jdiffusion.pipeline.Devices;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
@@ -19,6 +20,7 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -27,10 +29,11 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The SDXL base UNet at full size (the random checkpoint of {@link SdxlCheckpoint}, F16 weights, in
- * {@code jdiffusion.bench.dir}) on the CPU backend with every core: one step on a 128×128 latent with
- * batch 2 (a CFG step of one 1024×1024 image), its 2048-wide context and 2816-wide vector input.
- * Seconds per operation; {@link PeakReport} adds GFLOP/s from {@link #flops()} and the fraction of
- * the measured FMA ceiling.
+ * {@code jdiffusion.bench.dir}) on the CPU backend with every core (or, with {@code -p device=cuda},
+ * on the GPU, as {@link ModelBenchmark} runs the SD 1.5 step there): one step on a 128×128 latent
+ * with batch 2 (a CFG step of one 1024×1024 image), its 2048-wide context and 2816-wide vector
+ * input. Seconds per operation; {@link PeakReport} adds GFLOP/s from {@link #flops()} and, on the
+ * CPU, the fraction of the measured FMA ceiling.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -41,22 +44,36 @@ import org.openjdk.jmh.annotations.Warmup;
 public class SdxlBenchmark {
     private static double flops;
 
-    private CpuBackend cpu;
+    /** Where the UNet runs ({@link Devices#open}): {@code -p device=cuda} times it on the GPU. */
+    @Param({"cpu"})
+    public String device;
+
+    /** On a GPU, whether the step runs as one captured CUDA graph. */
+    @Param({"false"})
+    public boolean cudaGraph;
+
+    /** On a GPU: {@code autocast} (tensor cores in the weights' precision) or {@code full} (float32). */
+    @Param({"autocast"})
+    public String precision;
+
+    /** On a GPU, whether the step copies the latents in and the output back, as the pipeline does. */
+    @Param({"true"})
+    public boolean roundTrip;
+
+    private Backend backend;
     private SafetensorsFile file;
-    private UNet unet;
-    private Tensor latent;
-    private Tensor context;
-    private Tensor y;
+    private UNetStep step;
 
     static Path checkpoint() throws IOException {
         return SdxlCheckpoint.cached(CheckpointBenchmark.dir(), StoredType.F16, 1);
     }
 
+    /** The UNet's weights, in the backend's memory as the pipeline puts them there. */
     private static UNet load(Backend backend, SafetensorsFile f) {
         Map<String, Tensor> w = new HashMap<>();
         f.tensors().forEach((k, v) -> {
             if (k.startsWith(SdxlCheckpoint.UNET)) {
-                w.put(k, v.toTensor());
+                w.put(k, backend.uploadWeight(v.toTensor()));
             }
         });
         return UNet.load(backend, w, SdxlCheckpoint.UNET, UNet.Config.sdxl());
@@ -64,24 +81,23 @@ public class SdxlBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        cpu = new CpuBackend();
+        backend = Devices.open(device, precision);
         file = SafetensorsFile.open(checkpoint());
-        unet = load(cpu, file);
-        latent = Tensor.zeros(2, 4, 128, 128);
-        context = Tensor.zeros(2, 77, 2048);
-        y = Tensor.zeros(2, 2816);
+        step = new UNetStep(backend, load(backend, file), Tensor.zeros(2, 4, 128, 128), new float[] {500, 500},
+                backend.upload(Tensor.zeros(2, 77, 2048)), backend.upload(Tensor.zeros(2, 2816)), cudaGraph, roundTrip);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
+        step.close();
         file.close();
-        cpu.close();
+        backend.close();
     }
 
     /** One UNet evaluation: latent 128×128, batch 2 (a CFG step of one 1024×1024 image). */
     @Benchmark
     public Tensor unetStep_128x128_batch2() {
-        return unet.forward(latent, new float[] {500, 500}, context, y, null);
+        return step.run();
     }
 
     /** The FLOPs of one step, counted on the network itself ({@link FlopCounter}). */
