@@ -249,6 +249,19 @@ public final class Sd15Checkpoint {
     }
 
     /**
+     * Writes (or finds) the random F16 checkpoint the benchmarks use, seed 1, in
+     * {@code jdiffusion.bench.dir} ({@code java.io.tmpdir/jdiffusion-bench} by default), and prints its
+     * path: {@code java -cp benchmarks.jar dev.jdiffusion.benchmarks.Sd15Checkpoint [sd15|sd21|sdxl]}
+     * (so that another program, PyTorch's side of a comparison, can read the same weights first).
+     */
+    public static void main(String[] args) throws IOException {
+        String id = args.length > 0 ? args[0] : "sd15";
+        Layout layout = java.util.Arrays.stream(Layout.values()).filter(l -> l.id.equals(id)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no random checkpoint layout " + id + ": sd15, sd21 or sdxl"));
+        System.out.println(cached(CheckpointBenchmark.dir(), StoredType.F16, 1, layout));
+    }
+
+    /**
      * The checkpoint at {@code dir/sd15-random-<type>-<seed>.safetensors}, written first if it is
      * missing or was made by another generator version.
      */
