@@ -179,7 +179,10 @@ void* start(char* stack, size_t bytes) {
     return sp;
 }
 
-void runBlock(Block& b, int threads) {
+// Runs a block's threads to completion. Between two barriers each thread runs alone, one after the
+// other, in index order or (reverse) the opposite: two threads that touch the same memory between
+// barriers, one of them writing, meet in opposite orders in the two runs, so a race changes the result.
+void runBlock(Block& b, int threads, bool reverse) {
     size_t need = (size_t) threads * STACK;
     if (b.stackBytes < need) {
         if (b.stacks != nullptr) {
@@ -216,7 +219,8 @@ void runBlock(Block& b, int threads) {
     while (done < threads) {
         bool ran = false;
         done = 0;
-        for (Fiber& f : b.fibers) {
+        for (int n = 0; n < threads; n++) {
+            Fiber& f = b.fibers[reverse ? threads - 1 - n : n];
             if (f.state == RUNNING) {
                 self = &f;
                 emu_switch(&b.scheduler, f.sp);
@@ -277,7 +281,7 @@ bool memo_get(const void* in, std::size_t inBytes, void* out, std::size_t outByt
     Fiber& me = *self;
     auto& memo = block->memo[me.index / 32];
     unsigned long call = me.calls++;
-    if (me.index % 32 == 0 || call >= memo.size()) {
+    if (call >= memo.size()) {
         return false;
     }
     auto& [input, output] = memo[call];
@@ -290,10 +294,11 @@ bool memo_get(const void* in, std::size_t inBytes, void* out, std::size_t outByt
 
 void memo_put(const void* in, std::size_t inBytes, const void* out, std::size_t outBytes) {
     Fiber& me = *self;
-    if (me.index % 32 != 0) {
+    auto& memo = block->memo[me.index / 32];
+    // the first lane to make this call (memo_get counted it); a lane whose inputs differed keeps its own
+    if (me.calls - 1 != memo.size()) {
         return;
     }
-    auto& memo = block->memo[me.index / 32];
     const char* i = static_cast<const char*>(in);
     const char* o = static_cast<const char*>(out);
     memo.emplace_back(std::vector<char>(i, i + inBytes), std::vector<char>(o, o + outBytes));
@@ -312,8 +317,10 @@ const char* emu_error() {
     return emu::firstError.c_str();
 }
 
-// Runs a kernel to completion: 0, or -1 with emu_error() saying why.
-int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, void** args, int count) {
+// Runs a kernel to completion, each block's threads in index order or, with reverse, the opposite
+// (see runBlock): 0, or -1 with emu_error() saying why.
+int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, void** args, int count,
+               int reverse) {
     {
         std::lock_guard<std::mutex> lock(emu::errors);
         emu::firstError.clear();
@@ -351,7 +358,7 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz,
         long i;
         while ((i = next.fetch_add(1)) < blocks) {
             emu::block_idx = {(unsigned) (i % gx), (unsigned) (i / gx % gy), (unsigned) (i / ((long) gx * gy))};
-            emu::runBlock(b, threads);
+            emu::runBlock(b, threads, reverse != 0);
         }
         if (b.stacks != nullptr) {
             munmap(b.stacks, b.stackBytes);

@@ -28,8 +28,9 @@ float shuffle(float v, int lane);
 int lane();
 void fail(const char* what);
 // A warp's collective results, computed once: the lanes of a warp run one after another between
-// barriers, so lane 0 makes its n-th call first; the others take its result when their inputs are
-// the same (they differ only if a kernel treats lanes' fragments differently: then each computes).
+// barriers, and the first lane to make its n-th call computes it; the others take its result when
+// their inputs are the same (they differ only if a kernel treats lanes' fragments differently: then
+// each computes).
 bool memo_get(const void* in, std::size_t inBytes, void* out, std::size_t outBytes);
 void memo_put(const void* in, std::size_t inBytes, const void* out, std::size_t outBytes);
 }  // namespace emu

@@ -1,6 +1,6 @@
 // WMMA for the CUDA emulator (see cuda_emu.h): every thread of a warp holds the whole tile, which is
 // a legal mapping of fragment elements as long as kernels use only the collective operations (and
-// element-wise work that treats every element alike). Checks what the real API demands of pointers
+// element-wise work that treats every element alike); each stores its share of it. Checks what the real API demands of pointers
 // and leading dimensions (256-bit alignment, multiples of 16 bytes).
 #pragma once
 
@@ -71,11 +71,18 @@ inline void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const flo
     }
 }
 
+// each lane stores its share of the tile (every 32nd element), as the hardware's lanes store the
+// elements of their fragments: a lane that stores before the others have caught up (a missing
+// barrier) leaves its share of the tile as it saw it, instead of being overwritten by later lanes
 template <int M, int N, int K>
 inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
     check(p, ldm);
+    int lane = emu::lane();
     for (int r = 0; r < f.rows; r++) {
         for (int c = 0; c < f.cols; c++) {
+            if ((r * f.cols + c) % 32 != lane) {
+                continue;
+            }
             (layout == mem_row_major ? p[(long) r * ldm + c] : p[(long) c * ldm + r]) = f.x[r * f.cols + c];
         }
     }

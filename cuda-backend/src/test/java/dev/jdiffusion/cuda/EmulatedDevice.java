@@ -37,8 +37,10 @@ import jcuda.Pointer;
  * the library is built into {@code target/cuda-emulator} when the sources are newer. Also used by
  * other modules' tests (this module's test jar), from their own directories.
  *
- * <p>It says nothing about speed, about races that the fibers' fixed order hides, or about what the
- * real compiler and hardware do differently (fast-math intrinsics, the tensor cores' rounding).
+ * <p>It says nothing about speed or about what the real compiler and hardware do differently
+ * (fast-math intrinsics, the tensor cores' rounding). Races between a block's threads show as a
+ * difference between runs in the two thread orders ({@link #EmulatedDevice(boolean)}); races between
+ * blocks, which run on several host threads, it does not look for.
  */
 public final class EmulatedDevice implements Device {
     private static final Path MODULE = module();
@@ -52,6 +54,7 @@ public final class EmulatedDevice implements Device {
     private static String unavailable;
 
     private final FakeDevice checks = new FakeDevice();
+    private final boolean reverseThreads;
     /** Device memory of every emulated device, as one GPU's is: any of them can copy any block (the backends share a context). */
     private static final Map<Block, Memory> MEMORY = Collections.synchronizedMap(new IdentityHashMap<>());
     private final List<Block> mine = new ArrayList<>();
@@ -79,10 +82,21 @@ public final class EmulatedDevice implements Device {
     }
 
     EmulatedDevice() {
+        this(false);
+    }
+
+    /**
+     * With {@code reverseThreads} each block's threads run in the opposite order: between two
+     * barriers the emulator runs a block's threads one after the other, so two threads that touch the
+     * same memory between barriers (one writing) meet in opposite orders on two devices that differ
+     * only in this; a kernel without such races computes the same bits on both ({@code RaceTest}).
+     */
+    EmulatedDevice(boolean reverseThreads) {
         String why = unavailable();
         if (why != null) {
             throw new IllegalStateException("the CUDA emulator cannot be built: " + why);
         }
+        this.reverseThreads = reverseThreads;
     }
 
     /** Why the emulator cannot run here (no g++, no CUDA headers, a build error), or null when it can. */
@@ -199,12 +213,17 @@ public final class EmulatedDevice implements Device {
         return lib;
     }
 
+    /** The kernels launched on this device so far, by name. */
+    java.util.Set<String> launched() {
+        return checks.launched;
+    }
+
     private static Library load(Path lib) {
         SymbolLookup symbols = SymbolLookup.libraryLookup(lib, Arena.global());
         Linker linker = Linker.nativeLinker();
         ValueLayout.OfInt i = ValueLayout.JAVA_INT;
         MethodHandle launch = linker.downcallHandle(symbols.find("emu_launch").orElseThrow(),
-                FunctionDescriptor.of(i, ValueLayout.ADDRESS, i, i, i, i, i, i, i, ValueLayout.ADDRESS, i));
+                FunctionDescriptor.of(i, ValueLayout.ADDRESS, i, i, i, i, i, i, i, ValueLayout.ADDRESS, i, i));
         MethodHandle error = linker.downcallHandle(symbols.find("emu_error").orElseThrow(),
                 FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_BYTE)));
         return new Library(launch, error);
@@ -335,7 +354,7 @@ public final class EmulatedDevice implements Device {
                 pointers.setAtIndex(ValueLayout.ADDRESS, i, value);
             }
             int rc = (int) library.launch().invokeExact(arena.allocateFrom(kernel), gridX, gridY, gridZ, threads, 1, 1,
-                    sharedBytes, pointers, args.length);
+                    sharedBytes, pointers, args.length, reverseThreads ? 1 : 0);
             if (rc != 0) {
                 MemorySegment why = (MemorySegment) library.error().invokeExact();
                 throw new IllegalStateException(kernel + " (emulated): " + why.reinterpret(Long.MAX_VALUE).getString(0));
