@@ -318,7 +318,7 @@ const char* emu_error() {
 }
 
 // Runs a kernel to completion, each block's threads in index order or, with reverse, the opposite
-// (see runBlock): 0, or -1 with emu_error() saying why.
+// (see runBlock), and the blocks in reverse too: 0, or -1 with emu_error() saying why.
 int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, void** args, int count,
                int reverse) {
     {
@@ -347,7 +347,9 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz,
     }
     long blocks = (long) gx * gy * gz;
     std::atomic<long> next{0};
-    int workers = (int) std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned) blocks));
+    // reversed, the blocks run one at a time from the last: blocks that write the same memory then
+    // do so in the opposite order to the forward runs (which take them roughly in order, in parallel)
+    int workers = reverse ? 1 : (int) std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned) blocks));
     auto work = [&]() {
         emu::Block b;
         b.kernel = k->run;
@@ -357,6 +359,9 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz,
         emu::block_dim = {(unsigned) bx, (unsigned) by, (unsigned) bz};
         long i;
         while ((i = next.fetch_add(1)) < blocks) {
+            if (reverse) {
+                i = blocks - 1 - i;
+            }
             emu::block_idx = {(unsigned) (i % gx), (unsigned) (i / gx % gy), (unsigned) (i / ((long) gx * gy))};
             emu::runBlock(b, threads, reverse != 0);
         }

@@ -38,9 +38,9 @@ import jcuda.Pointer;
  * other modules' tests (this module's test jar), from their own directories.
  *
  * <p>It says nothing about speed or about what the real compiler and hardware do differently
- * (fast-math intrinsics, the tensor cores' rounding). Races between a block's threads show as a
- * difference between runs in the two thread orders ({@link #EmulatedDevice(boolean)}); races between
- * blocks, which run on several host threads, it does not look for.
+ * (fast-math intrinsics, the tensor cores' rounding). Races between a block's threads, and blocks
+ * that write the same memory, show as a difference between runs in the two orders
+ * ({@link #EmulatedDevice(boolean)}).
  */
 public final class EmulatedDevice implements Device {
     private static final Path MODULE = module();
@@ -86,10 +86,11 @@ public final class EmulatedDevice implements Device {
     }
 
     /**
-     * With {@code reverseThreads} each block's threads run in the opposite order: between two
-     * barriers the emulator runs a block's threads one after the other, so two threads that touch the
-     * same memory between barriers (one writing) meet in opposite orders on two devices that differ
-     * only in this; a kernel without such races computes the same bits on both ({@code RaceTest}).
+     * With {@code reverseThreads} each block's threads run in the opposite order, and the blocks one
+     * at a time from the last: between two barriers the emulator runs a block's threads one after the
+     * other, so two threads that touch the same memory between barriers (one writing) meet in opposite
+     * orders on two devices that differ only in this, as do two blocks that write the same memory; a
+     * kernel without such races computes the same bits on both ({@code RaceTest}).
      */
     EmulatedDevice(boolean reverseThreads) {
         String why = unavailable();
