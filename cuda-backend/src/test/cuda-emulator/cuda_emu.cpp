@@ -77,6 +77,10 @@ struct Fiber {
 
 struct Block {
     std::vector<Fiber> fibers;
+    bool poison = false;
+    std::size_t dynamicShared = 0;
+    // the shared variables already poisoned in this block
+    std::vector<void*> poisoned;
     char* stacks = nullptr;
     size_t stackBytes = 0;
     void* scheduler;
@@ -199,6 +203,7 @@ void runBlock(Block& b, int threads, bool reverse) {
         b.stackBytes = need;
     }
     b.fibers.assign(threads, Fiber{});
+    b.poisoned.clear();
     b.live = threads;
     b.atBlock = 0;
     int warps = (threads + 31) / 32;
@@ -304,6 +309,19 @@ void memo_put(const void* in, std::size_t inBytes, const void* out, std::size_t 
     memo.emplace_back(std::vector<char>(i, i + inBytes), std::vector<char>(o, o + outBytes));
 }
 
+void poison_shared(void* p, std::size_t bytes) {
+    Block& b = *block;
+    if (!b.poison || std::find(b.poisoned.begin(), b.poisoned.end(), p) != b.poisoned.end()) {
+        return;
+    }
+    b.poisoned.push_back(p);
+    std::memset(p, 0xFF, bytes);
+}
+
+std::size_t dynamic_shared_bytes() {
+    return block->dynamicShared;
+}
+
 void fail(const char* what) {
     std::lock_guard<std::mutex> lock(errors);
     if (firstError.empty()) {
@@ -318,7 +336,8 @@ const char* emu_error() {
 }
 
 // Runs a kernel to completion, each block's threads in index order or, with reverse, the opposite
-// (see runBlock), and the blocks in reverse too: 0, or -1 with emu_error() saying why.
+// (see runBlock), the blocks in reverse too, and each block's shared memory poisoned (see
+// poison_shared): 0, or -1 with emu_error() saying why.
 int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, void** args, int count,
                int reverse) {
     {
@@ -354,6 +373,8 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz,
         emu::Block b;
         b.kernel = k->run;
         b.args = args;
+        b.poison = reverse != 0;
+        b.dynamicShared = (std::size_t) sharedBytes;
         emu::block = &b;
         emu::grid_dim = {(unsigned) gx, (unsigned) gy, (unsigned) gz};
         emu::block_dim = {(unsigned) bx, (unsigned) by, (unsigned) bz};

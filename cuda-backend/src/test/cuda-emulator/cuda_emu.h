@@ -2,8 +2,9 @@
 // backend's tests can run its kernels' arithmetic without a GPU. Every CUDA thread of a block is a
 // fiber; __syncthreads, __syncwarp and warp shuffles switch between them; blocks run on host
 // threads, each block's __shared__ memory being that host thread's. Test code only: it checks the
-// kernels' indexing and arithmetic, not their speed, and not what only a GPU shows (races between
-// threads that the fibers' order hides, the WMMA fragments' element-to-lane mapping).
+// kernels' indexing and arithmetic, not their speed, and not what only a GPU shows (the WMMA
+// fragments' element-to-lane mapping); races and reads of unwritten shared memory show only as a
+// difference between the forward and the reversed device (see emu_launch).
 #pragma once
 
 #include <cmath>
@@ -33,7 +34,18 @@ void fail(const char* what);
 // each computes).
 bool memo_get(const void* in, std::size_t inBytes, void* out, std::size_t outBytes);
 void memo_put(const void* in, std::size_t inBytes, const void* out, std::size_t outBytes);
+// A block's shared variable as the hardware leaves it, undefined: on the reversed device (see
+// emu_launch) every byte 0xFF (NaN as F32, F16 and BF16; -1 as an int) the first time a thread of
+// the block reaches its declaration, so that a kernel that reads what it never wrote computes
+// something else there; elsewhere left as the block before left it.
+void poison_shared(void* p, std::size_t bytes);
+// the dynamic shared memory the launch asked for, in bytes
+std::size_t dynamic_shared_bytes();
 }  // namespace emu
+
+// appended by the emulator's build to every __shared__ declaration of the kernels' sources
+#define EMU_POISON(name) emu::poison_shared(name, sizeof(name));
+#define EMU_POISON_DYNAMIC(name) emu::poison_shared(name, emu::dynamic_shared_bytes());
 
 // the CUDA language as host C++: __shared__ storage is the host thread's (a block's fibers share it)
 #undef __shared__

@@ -38,9 +38,9 @@ import jcuda.Pointer;
  * other modules' tests (this module's test jar), from their own directories.
  *
  * <p>It says nothing about speed or about what the real compiler and hardware do differently
- * (fast-math intrinsics, the tensor cores' rounding). Races between a block's threads, and blocks
- * that write the same memory, show as a difference between runs in the two orders
- * ({@link #EmulatedDevice(boolean)}).
+ * (fast-math intrinsics, the tensor cores' rounding). Races between a block's threads, blocks that
+ * write the same memory and reads of unwritten shared memory show as a difference from the
+ * adversarial device ({@link #EmulatedDevice(boolean)}).
  */
 public final class EmulatedDevice implements Device {
     private static final Path MODULE = module();
@@ -49,12 +49,14 @@ public final class EmulatedDevice implements Device {
     private static final Path OUT = MODULE.resolve("target/cuda-emulator");
     private static final Pattern KERNEL = Pattern.compile("extern \"C\" __global__ void (?:__launch_bounds__\\([^)]*\\) )?(\\w+)\\(");
     private static final Pattern DYNAMIC_SHARED = Pattern.compile("extern __shared__ (\\w+) (\\w+)\\[\\];");
+    /** A whole-line declaration of a shared array (static or, with group 1, dynamic); group 2 its name. */
+    private static final Pattern SHARED = Pattern.compile("\\s*(extern\\s+)?__shared__\\b[^;\\[]*?\\b(\\w+)\\s*\\[[^;]*;\\s*");
 
     private static Library library;
     private static String unavailable;
 
     private final FakeDevice checks = new FakeDevice();
-    private final boolean reverseThreads;
+    private final boolean adversarial;
     /** Device memory of every emulated device, as one GPU's is: any of them can copy any block (the backends share a context). */
     private static final Map<Block, Memory> MEMORY = Collections.synchronizedMap(new IdentityHashMap<>());
     private final List<Block> mine = new ArrayList<>();
@@ -86,18 +88,20 @@ public final class EmulatedDevice implements Device {
     }
 
     /**
-     * With {@code reverseThreads} each block's threads run in the opposite order, and the blocks one
-     * at a time from the last: between two barriers the emulator runs a block's threads one after the
-     * other, so two threads that touch the same memory between barriers (one writing) meet in opposite
-     * orders on two devices that differ only in this, as do two blocks that write the same memory; a
-     * kernel without such races computes the same bits on both ({@code RaceTest}).
+     * With {@code adversarial} each block's threads run in the opposite order, the blocks one at a
+     * time from the last, and every shared variable starts each block as all 1 bits (NaN as a float,
+     * -1 as an int) instead of what the block before left there. Between two barriers the emulator
+     * runs a block's threads one after the other, so two threads that touch the same memory between
+     * barriers (one writing) meet in opposite orders on the two devices, as do two blocks that write
+     * the same memory; and a kernel that reads shared memory it never wrote reads NaN there. A kernel
+     * with none of these computes the same bits on both ({@code RaceTest}).
      */
-    EmulatedDevice(boolean reverseThreads) {
+    EmulatedDevice(boolean adversarial) {
         String why = unavailable();
         if (why != null) {
             throw new IllegalStateException("the CUDA emulator cannot be built: " + why);
         }
-        this.reverseThreads = reverseThreads;
+        this.adversarial = adversarial;
     }
 
     /** Why the emulator cannot run here (no g++, no CUDA headers, a build error), or null when it can. */
@@ -151,7 +155,16 @@ public final class EmulatedDevice implements Device {
         StringBuilder shared = new StringBuilder();
         for (Path p : sources) {
             String text = Files.readString(p);
-            unit.append("#include \"").append(p).append("\"\n");
+            // the source itself, each __shared__ declaration followed (on its line) by its poisoning
+            unit.append("#line 1 \"").append(p).append("\"\n");
+            for (String line : text.split("\n", -1)) {
+                Matcher s = SHARED.matcher(line);
+                unit.append(line);
+                if (s.matches()) {
+                    unit.append(s.group(1) != null ? " EMU_POISON_DYNAMIC(" : " EMU_POISON(").append(s.group(2)).append(')');
+                }
+                unit.append('\n');
+            }
             Matcher m = KERNEL.matcher(text);
             while (m.find()) {
                 kernels.add(m.group(1));
@@ -355,7 +368,7 @@ public final class EmulatedDevice implements Device {
                 pointers.setAtIndex(ValueLayout.ADDRESS, i, value);
             }
             int rc = (int) library.launch().invokeExact(arena.allocateFrom(kernel), gridX, gridY, gridZ, threads, 1, 1,
-                    sharedBytes, pointers, args.length, reverseThreads ? 1 : 0);
+                    sharedBytes, pointers, args.length, adversarial ? 1 : 0);
             if (rc != 0) {
                 MemorySegment why = (MemorySegment) library.error().invokeExact();
                 throw new IllegalStateException(kernel + " (emulated): " + why.reinterpret(Long.MAX_VALUE).getString(0));

@@ -16,13 +16,15 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
- * Every kernel on two emulated GPUs that differ only in the order in which a block's threads run
- * between barriers ({@link EmulatedDevice#EmulatedDevice(boolean)}): forward and reversed. A kernel
- * whose threads share memory only across barriers computes the same bits on both; a missing barrier,
- * or a warp that assumes its lanes run in step without a {@code __syncwarp}, makes a pair of threads
- * meet in opposite orders and changes the result. The shapes take every path of each kernel: the
- * tensor-core products with whole aligned blocks (16-byte staging) and with edges (element by
- * element), convolutions with stride 1 and 2, attention with several key blocks, causal and not.
+ * Every kernel on two emulated GPUs: the plain one and the adversarial one
+ * ({@link EmulatedDevice#EmulatedDevice(boolean)}), which runs a block's threads between barriers
+ * in the opposite order, the blocks from the last, and starts every shared variable as NaN. A kernel
+ * whose threads share memory only across barriers, whose blocks write disjoint memory and which
+ * reads only shared memory it wrote computes the same bits on both; a missing barrier, a warp that
+ * assumes its lanes run in step without a {@code __syncwarp}, or padding that is never zeroed
+ * changes the result. The shapes take every path of each kernel: the tensor-core products with
+ * whole aligned blocks (16-byte staging) and with edges (element by element), convolutions with
+ * stride 1 and 2, attention with several key blocks, causal and not, head dims that are padded.
  */
 class RaceTest {
     private static Tensor random(long seed, DType type, int... shape) {
@@ -95,7 +97,7 @@ class RaceTest {
         return out;
     }
 
-    /** The ops that compute other bits in the reversed order, in one precision; the kernels they launched into {@code launched}. */
+    /** The ops that compute other bits on the adversarial device, in one precision; the kernels they launched into {@code launched}. */
     private static List<String> differences(boolean fullPrecision, Set<String> launched) {
         Map<String, float[]> forward;
         Map<String, float[]> reversed;
@@ -127,13 +129,14 @@ class RaceTest {
     }
 
     @Test
-    void noKernelHasARaceBetweenTheThreadsOfABlock() {
+    void noKernelRacesOrReadsSharedMemoryItNeverWrote() {
         String missing = EmulatedDevice.unavailable();
         Assumptions.assumeTrue(missing == null, "no emulated GPU: " + missing);
         Set<String> launched = new TreeSet<>();
         List<String> differ = new ArrayList<>(differences(false, launched));
         differ.addAll(differences(true, launched));
-        assertTrue(differ.isEmpty(), "these ops compute other bits when a block's threads run in the opposite order: " + differ);
+        assertTrue(differ.isEmpty(), "these ops compute other bits when the threads and blocks run in the opposite order"
+                + " and shared memory starts as NaN: " + differ);
         // every kernel of the shipped PTX but the tensor cores' peak (registers only, no shared memory)
         Set<String> all = new TreeSet<>();
         for (String module : new String[] {"elementwise", "linalg"}) {
