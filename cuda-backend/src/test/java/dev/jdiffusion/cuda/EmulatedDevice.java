@@ -89,11 +89,11 @@ public final class EmulatedDevice implements Device {
 
     /**
      * With {@code adversarial} each block's threads run in the opposite order, the blocks one at a
-     * time from the last, and every shared variable starts each block as all 1 bits (NaN as a float,
-     * -1 as an int) instead of what the block before left there. Between two barriers the emulator
+     * time from the last, every shared variable starts each block as all 1 bits (NaN as a float, -1
+     * as an int) instead of what the block before left there, and so does new device memory. Between two barriers the emulator
      * runs a block's threads one after the other, so two threads that touch the same memory between
      * barriers (one writing) meet in opposite orders on the two devices, as do two blocks that write
-     * the same memory; and a kernel that reads shared memory it never wrote reads NaN there. A kernel
+     * the same memory; and a kernel that reads memory nothing wrote reads NaN there. A kernel
      * with none of these computes the same bits on both ({@code RaceTest}).
      */
     EmulatedDevice(boolean adversarial) {
@@ -247,7 +247,12 @@ public final class EmulatedDevice implements Device {
     public Block allocate(long bytes) {
         Block b = checks.allocate(bytes);
         Arena arena = Arena.ofShared();
-        MEMORY.put(b, new Memory(arena, arena.allocate(Math.max(1, bytes), 256)));
+        MemorySegment memory = arena.allocate(Math.max(1, bytes), 256);
+        if (adversarial) {
+            // as cuMemAlloc leaves it, undefined: NaN, not the zeros of a fresh host allocation
+            memory.fill((byte) 0xFF);
+        }
+        MEMORY.put(b, new Memory(arena, memory));
         mine.add(b);
         return b;
     }
