@@ -3,7 +3,6 @@ package dev.jdiffusion.benchmarks;
 import dev.jdiffusion.checkpoint.StoredType;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
-import dev.jdiffusion.pipeline.Devices;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -19,7 +18,6 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -29,9 +27,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The SD 1.5 networks at full size (the random checkpoint of {@link Sd15Checkpoint}, F16 weights, in
  * {@code jdiffusion.bench.dir}), on the CPU backend with every core (or, with {@code -p device=cuda},
- * on the GPU; each operation then ends with its result copied back): one UNet step on a 64×64 latent
- * with batch 2 (512×512 images, conditional and unconditional), one VAE decode to 512×512, and the
- * text encoder on 2 prompts. Seconds per operation; {@link PeakReport} adds GFLOP/s from
+ * on the GPU, {@link DeviceSettings}; each operation then ends with its result copied back): one
+ * UNet step on a 64×64 latent with batch 2 (512×512 images, conditional and unconditional), one VAE
+ * decode to 512×512, and the text encoder on 2 prompts. Seconds per operation; {@link PeakReport} adds GFLOP/s from
  * {@link #flops(String)} and the fraction of the measured FMA ceiling.
  */
 @State(Scope.Benchmark)
@@ -43,27 +41,6 @@ import org.openjdk.jmh.annotations.Warmup;
 public class ModelBenchmark {
     private static final Map<String, Double> FLOPS = new ConcurrentHashMap<>();
 
-    /** Where the networks run ({@link Devices#open}): {@code -p device=cuda} times them on the GPU. */
-    @Param({"cpu"})
-    public String device;
-
-    /** On a GPU, whether the UNet step runs as one captured CUDA graph ({@code -p cudaGraph=false,true} compares). */
-    @Param({"false"})
-    public boolean cudaGraph;
-
-    /** On a GPU: {@code autocast} (tensor cores in the weights' precision) or {@code full} (float32). */
-    @Param({"autocast"})
-    public String precision;
-
-    /**
-     * On a GPU, whether the UNet step copies the latents in and the output back, as the pipeline does
-     * (its samplers work on the host), or ({@code -p roundTrip=false}) leaves them and the timesteps
-     * on the device and only waits for the stream: the difference is what samplers on the device
-     * would save ({@link UNetStep}).
-     */
-    @Param({"true"})
-    public boolean roundTrip;
-
     private Backend backend;
     private Sd15Models models;
     private UNetStep step;
@@ -74,14 +51,15 @@ public class ModelBenchmark {
         return Sd15Checkpoint.cached(CheckpointBenchmark.dir(), StoredType.F16, 1);
     }
 
+    /** The device settings ({@link DeviceSettings}: {@code -p device=cuda} and the others). */
     @Setup(Level.Trial)
-    public void setUp() throws IOException {
-        backend = Devices.open(device, precision);
+    public void setUp(DeviceSettings on) throws IOException {
+        backend = on.open();
         models = Sd15Models.load(backend, checkpoint());
         ids = prompts();
         z = Tensor.zeros(1, 4, 64, 64);
         step = new UNetStep(backend, models.unet, Tensor.zeros(2, 4, 64, 64), new float[] {500, 500},
-                models.clip.encode(ids).lastHiddenState(), null, cudaGraph, roundTrip);
+                models.clip.encode(ids).lastHiddenState(), null, on.cudaGraph, on.roundTrip);
     }
 
     @TearDown(Level.Trial)

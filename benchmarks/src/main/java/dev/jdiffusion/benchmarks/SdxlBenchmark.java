@@ -4,7 +4,6 @@ import dev.jdiffusion.checkpoint.StoredType;
 import dev.jdiffusion.checkpoint.safetensors.SafetensorsFile;
 import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
-import dev.jdiffusion.pipeline.Devices;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
 import java.io.IOException;
@@ -20,7 +19,6 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -30,9 +28,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The SDXL base UNet at full size (the random checkpoint of {@link SdxlCheckpoint}, F16 weights, in
  * {@code jdiffusion.bench.dir}) on the CPU backend with every core (or, with {@code -p device=cuda},
- * on the GPU, as {@link ModelBenchmark} runs the SD 1.5 step there): one step on a 128×128 latent
- * with batch 2 (a CFG step of one 1024×1024 image), its 2048-wide context and 2816-wide vector
- * input. Seconds per operation; {@link PeakReport} adds GFLOP/s from {@link #flops()} and, on the
+ * on the GPU, {@link DeviceSettings}, as {@link ModelBenchmark} runs the SD 1.5 step there): one
+ * step on a 128×128 latent with batch 2 (a CFG step of one 1024×1024 image), its 2048-wide context
+ * and 2816-wide vector input. Seconds per operation; {@link PeakReport} adds GFLOP/s from {@link #flops()} and, on the
  * CPU, the fraction of the measured FMA ceiling.
  */
 @State(Scope.Benchmark)
@@ -43,22 +41,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx3g"})
 public class SdxlBenchmark {
     private static double flops;
-
-    /** Where the UNet runs ({@link Devices#open}): {@code -p device=cuda} times it on the GPU. */
-    @Param({"cpu"})
-    public String device;
-
-    /** On a GPU, whether the step runs as one captured CUDA graph. */
-    @Param({"false"})
-    public boolean cudaGraph;
-
-    /** On a GPU: {@code autocast} (tensor cores in the weights' precision) or {@code full} (float32). */
-    @Param({"autocast"})
-    public String precision;
-
-    /** On a GPU, whether the step copies the latents in and the output back, as the pipeline does. */
-    @Param({"true"})
-    public boolean roundTrip;
 
     private Backend backend;
     private SafetensorsFile file;
@@ -79,12 +61,13 @@ public class SdxlBenchmark {
         return UNet.load(backend, w, SdxlCheckpoint.UNET, UNet.Config.sdxl());
     }
 
+    /** The device settings ({@link DeviceSettings}: {@code -p device=cuda} and the others). */
     @Setup(Level.Trial)
-    public void setUp() throws IOException {
-        backend = Devices.open(device, precision);
+    public void setUp(DeviceSettings on) throws IOException {
+        backend = on.open();
         file = SafetensorsFile.open(checkpoint());
         step = new UNetStep(backend, load(backend, file), Tensor.zeros(2, 4, 128, 128), new float[] {500, 500},
-                backend.upload(Tensor.zeros(2, 77, 2048)), backend.upload(Tensor.zeros(2, 2816)), cudaGraph, roundTrip);
+                backend.upload(Tensor.zeros(2, 77, 2048)), backend.upload(Tensor.zeros(2, 2816)), on.cudaGraph, on.roundTrip);
     }
 
     @TearDown(Level.Trial)

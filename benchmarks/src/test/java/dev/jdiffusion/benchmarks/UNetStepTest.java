@@ -14,6 +14,7 @@ import dev.jdiffusion.core.tensor.Tensor;
 import dev.jdiffusion.cuda.CudaBackend;
 import dev.jdiffusion.cuda.EmulatedDevice;
 import dev.jdiffusion.cuda.FakeDevice;
+import dev.jdiffusion.cuda.TestTensors;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
@@ -29,16 +30,9 @@ class UNetStepTest {
             new int[] {0, 1}, 1, 24, true, 32);
 
     private static Tensor random(Random r, DType type, int... shape) {
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (0.5 * r.nextGaussian());
-        }
-        return type == DType.F32 ? Tensor.of(v, shape) : Tensor.ofHalf(v, type, shape);
+        return TestTensors.gaussian(r, type, 0.5, shape);
     }
+
 
     private static UNet unet(Backend backend) {
         Random r = new Random(7);

@@ -58,17 +58,9 @@ class CudaBackendTest {
     }
 
     private static Tensor random(long seed, int... shape) {
-        Random r = new Random(seed);
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (2 * r.nextGaussian());
-        }
-        return Tensor.of(v, shape);
+        return TestTensors.gaussian(new Random(seed), DType.F32, 2, shape);
     }
+
 
     /** max |gpu − cpu| ≤ tol · max(1, max |cpu|). */
     private static void close(Tensor want, Tensor got, double tol, String what) {

@@ -29,16 +29,9 @@ import org.junit.jupiter.api.Test;
  */
 class FakeDeviceTest {
     private static Tensor random(Random r, DType type, int... shape) {
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) r.nextGaussian();
-        }
-        return type == DType.F32 ? Tensor.of(v, shape) : Tensor.ofHalf(v, type, shape);
+        return TestTensors.gaussian(r, type, 1, shape);
     }
+
 
     @Test
     void everyOpLaunchesItsKernelWithArgumentsThePtxAccepts() {

@@ -28,17 +28,9 @@ import org.junit.jupiter.api.Test;
  */
 class RaceTest {
     private static Tensor random(long seed, DType type, int... shape) {
-        Random r = new Random(seed);
-        int n = 1;
-        for (int d : shape) {
-            n *= d;
-        }
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) r.nextGaussian();
-        }
-        return type == DType.F32 ? Tensor.of(v, shape) : Tensor.ofHalf(v, type, shape);
+        return TestTensors.gaussian(new Random(seed), type, 1, shape);
     }
+
 
     /** Every op the backend launches a kernel for, by name, with its output on the host. */
     private static Map<String, float[]> everyOp(CudaBackend gpu) {
