@@ -366,9 +366,9 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz,
     }
     long blocks = (long) gx * gy * gz;
     std::atomic<long> next{0};
-    // reversed, the blocks run one at a time from the last: blocks that write the same memory then
-    // do so in the opposite order to the forward runs (which take them roughly in order, in parallel)
-    int workers = reverse ? 1 : (int) std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned) blocks));
+    // reversed, the blocks are taken from the last: blocks that write the same memory then do so in
+    // roughly the opposite order to the forward runs
+    int workers = (int) std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned) blocks));
     auto work = [&]() {
         emu::Block b;
         b.kernel = k->run;

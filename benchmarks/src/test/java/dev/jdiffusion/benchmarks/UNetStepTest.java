@@ -67,7 +67,7 @@ class UNetStepTest {
     void onTheGpuKernelsGraphedStepsAreTheEagerOnes() {
         String missing = EmulatedDevice.unavailable();
         Assumptions.assumeTrue(missing == null, "no emulated GPU: " + missing);
-        try (CudaBackend gpu = EmulatedDevice.backend(false)) {
+        try (CudaBackend gpu = EmulatedDevice.adversarialBackend(false)) {
             UNet unet = unet(gpu);
             Tensor context = gpu.upload(CONTEXT);
             Tensor y = gpu.upload(Y);

@@ -83,13 +83,22 @@ public final class EmulatedDevice implements Device {
         return new CudaBackend(new EmulatedDevice(), fullPrecision);
     }
 
+    /**
+     * The same on the adversarial emulated GPU ({@link #EmulatedDevice(boolean)}), where what reads
+     * memory nothing wrote reads NaN: for whole networks and generations, which compute the same
+     * bits on both devices when no kernel races ({@code RaceTest}).
+     */
+    public static CudaBackend adversarialBackend(boolean fullPrecision) {
+        return new CudaBackend(new EmulatedDevice(true), fullPrecision);
+    }
+
     EmulatedDevice() {
         this(false);
     }
 
     /**
-     * With {@code adversarial} each block's threads run in the opposite order, the blocks one at a
-     * time from the last, every shared variable starts each block as all 1 bits (NaN as a float, -1
+     * With {@code adversarial} each block's threads run in the opposite order, the blocks are taken
+     * from the last, every shared variable starts each block as all 1 bits (NaN as a float, -1
      * as an int) instead of what the block before left there, and so does new device memory. Between two barriers the emulator
      * runs a block's threads one after the other, so two threads that touch the same memory between
      * barriers (one writing) meet in opposite orders on the two devices, as do two blocks that write
@@ -392,7 +401,7 @@ public final class EmulatedDevice implements Device {
 
     @Override
     public String name() {
-        return "CUDA emulated on the CPU";
+        return adversarial ? "CUDA emulated on the CPU (threads and blocks in reverse, new memory NaN)" : "CUDA emulated on the CPU";
     }
 
     @Override

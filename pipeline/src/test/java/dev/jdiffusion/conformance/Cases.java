@@ -54,7 +54,8 @@ final class Cases {
     /**
      * The backend the network cases run on: the CPU backend (2 threads), or with
      * {@code -Dconformance.device=cuda} (or {@code cuda:N}) a GPU; {@code emulated}: the CUDA kernels
-     * on the emulated GPU of cuda-backend's tests. On a GPU, real or emulated, in the precision
+     * on the adversarial emulated GPU of cuda-backend's tests (where reading memory nothing wrote
+     * reads NaN). On a GPU, real or emulated, in the precision
      * {@code -Dconformance.precision} names: {@code full} (the default; float32 throughout, held to
      * the cases' float32 bounds) or {@code autocast} (F16 weights and activations on the tensor cores,
      * held to {@link #AUTOCAST_REL_L2}). A GPU asked for and not usable fails the run.
@@ -70,7 +71,7 @@ final class Cases {
         if (device.equals("emulated")) {
             // where it cannot be built, scan() skips every case: the CPU backend stands in, unused
             return emulatorMissing() != null ? new dev.jdiffusion.core.cpu.CpuBackend(1)
-                    : dev.jdiffusion.cuda.EmulatedDevice.backend(!autocast());
+                    : dev.jdiffusion.cuda.EmulatedDevice.adversarialBackend(!autocast());
         }
         return device.equals("cpu") ? new dev.jdiffusion.core.cpu.CpuBackend(2)
                 : dev.jdiffusion.pipeline.Devices.open(device, autocast() ? "autocast" : "full");

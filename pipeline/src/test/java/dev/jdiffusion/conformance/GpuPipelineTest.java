@@ -20,10 +20,11 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
- * Whole generations on the CUDA kernels, on a GPU where one can be used, else on the emulated GPU
- * (cuda-backend's {@link EmulatedDevice}), against the same generations on the CPU backend: text
- * encoding, the UNet loop with CFG as one batch, ancestral noise, the VAE decode, eager and as CUDA
- * graphs; img2img with a LoRA. The tiny conformance model, in float32 and with F16 weights in autocast.
+ * Whole generations on the CUDA kernels, on a GPU where one can be used, else on the adversarial
+ * emulated GPU (cuda-backend's {@link EmulatedDevice}: threads and blocks in reverse, memory nothing
+ * wrote NaN), against the same generations on the CPU backend: text encoding, the UNet loop with CFG
+ * as one batch, ancestral noise, the VAE decode, eager and as CUDA graphs; img2img with a LoRA. The
+ * tiny conformance model, in float32 and in autocast.
  */
 class GpuPipelineTest {
 
@@ -85,7 +86,7 @@ class GpuPipelineTest {
         Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
         List<AutoCloseable> open = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend(2);
-             CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.backend(!autocast)) {
+             CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.adversarialBackend(!autocast)) {
             System.out.println("GpuPipelineTest on " + gpu.name() + (autocast ? ", autocast" : ", float32"));
             StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of(), autocast);
             long empty = gpu.bytesInUse();
