@@ -32,7 +32,8 @@ import jcuda.Pointer;
  * shuffles and WMMA emulated), device memory in host memory. It computes what the kernels compute,
  * so the backend's op tests can check the kernels' indexing and arithmetic where no GPU is; every
  * request is also checked as a {@link FakeDevice} checks it (the PTX's parameter lists, launch
- * limits, pointers inside live blocks). It needs g++ ({@code $CXX} if set; C++20, x86-64) and the CUDA
+ * limits, pointers inside live blocks), and every block lies between guards that read as NaN and
+ * must not be written ({@link Memory}). It needs g++ ({@code $CXX} if set; C++20, x86-64) and the CUDA
  * headers (for {@code cuda_fp16.h});
  * the library is built into {@code target/cuda-emulator} when the sources are newer. Also used by
  * other modules' tests (this module's test jar), from their own directories.
@@ -61,8 +62,17 @@ public final class EmulatedDevice implements Device {
     private static final Map<Block, Memory> MEMORY = Collections.synchronizedMap(new IdentityHashMap<>());
     private final List<Block> mine = new ArrayList<>();
 
-    private record Memory(Arena arena, MemorySegment segment) {
+    /**
+     * A block's memory: {@code segment}, between two guards of {@link #GUARD} bytes of all 1 bits
+     * (NaN as F32, F16 and BF16) in {@code whole}. A kernel that reads past either end of a block it
+     * was given reads NaN; one that writes there is caught after the launch ({@link #checkGuards}),
+     * where a GPU would report an illegal address or corrupt a neighbour.
+     */
+    private record Memory(Arena arena, MemorySegment whole, MemorySegment segment) {
     }
+
+    /** The guard bytes before and after every block (a multiple of the blocks' 256-byte alignment). */
+    private static final int GUARD = 256;
 
     private record Library(MethodHandle launch, MethodHandle error) {
     }
@@ -256,12 +266,15 @@ public final class EmulatedDevice implements Device {
     public Block allocate(long bytes) {
         Block b = checks.allocate(bytes);
         Arena arena = Arena.ofShared();
-        MemorySegment memory = arena.allocate(Math.max(1, bytes), 256);
+        MemorySegment whole = arena.allocate(Math.max(1, bytes) + 2L * GUARD, 256);
+        MemorySegment memory = whole.asSlice(GUARD, Math.max(1, bytes));
+        whole.asSlice(0, GUARD).fill((byte) 0xFF);
+        whole.asSlice(GUARD + memory.byteSize(), GUARD).fill((byte) 0xFF);
         if (adversarial) {
             // as cuMemAlloc leaves it, undefined: NaN, not the zeros of a fresh host allocation
             memory.fill((byte) 0xFF);
         }
-        MEMORY.put(b, new Memory(arena, memory));
+        MEMORY.put(b, new Memory(arena, whole, memory));
         mine.add(b);
         return b;
     }
@@ -387,10 +400,32 @@ public final class EmulatedDevice implements Device {
                 MemorySegment why = (MemorySegment) library.error().invokeExact();
                 throw new IllegalStateException(kernel + " (emulated): " + why.reinterpret(Long.MAX_VALUE).getString(0));
             }
+            checkGuards(kernel, args);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
+        }
+    }
+
+    /** Throws when a launch wrote into the guard before or after a block it was given. */
+    private static void checkGuards(String kernel, Object[] args) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i] instanceof Address a && a.block() != null) {
+                Memory m = MEMORY.get(a.block());
+                long size = m.segment().byteSize();
+                for (long at : new long[] {0, GUARD + size}) {
+                    MemorySegment guard = m.whole().asSlice(at, GUARD);
+                    for (long j = 0; j < GUARD; j++) {
+                        if (guard.get(ValueLayout.JAVA_BYTE, j) != (byte) 0xFF) {
+                            guard.fill((byte) 0xFF);
+                            throw new IllegalStateException(kernel + " (emulated) wrote outside the " + size
+                                    + "-byte block of argument " + i + ": " + (at == 0 ? GUARD - j + " bytes before its start"
+                                    : "byte " + j + " past its end"));
+                        }
+                    }
+                }
+            }
         }
     }
 
