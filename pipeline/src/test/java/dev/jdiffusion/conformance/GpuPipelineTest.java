@@ -141,6 +141,40 @@ class GpuPipelineTest {
         }
     }
 
+    /**
+     * SDXL: both text encoders (CLIP-L and bigG, one padded with the end token, one with zeros), the
+     * size conditioning and the vector input, a negative prompt, the VAE at SDXL's scale, on the
+     * tiny SDXL model of {@link SdxlTest}, in float32 and in autocast, against the CPU.
+     */
+    @Test
+    void sdxlGenerationsOnTheGpuKernelsStayCloseToTheCpu() throws Exception {
+        CudaProbe.Result probe = CudaProbe.probe();
+        String missing = probe.available() ? null : EmulatedDevice.unavailable();
+        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
+        for (boolean autocast : new boolean[] {false, true}) {
+            List<AutoCloseable> open = new ArrayList<>();
+            try (CpuBackend cpu = new CpuBackend(2);
+                 CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.adversarialBackend(!autocast)) {
+                SdxlTest.Parts p = SdxlTest.parts(open);
+                Map<String, Tensor> onCpu = new java.util.HashMap<>(p.weights());
+                if (autocast) {
+                    StableDiffusionTest.roundAsAutocastUploads(onCpu);
+                }
+                dev.jdiffusion.samplers.DiscreteSchedule schedule = dev.jdiffusion.samplers.DiscreteSchedule.stableDiffusionFloat32();
+                StableDiffusion want = StableDiffusion.ofEncoders(cpu, p.tokenizer(), onCpu, m -> SdxlTest.encoders(cpu, m),
+                        p.config(), schedule, "sdxl-tiny", StableDiffusion.Family.SDXL);
+                StableDiffusion got = StableDiffusion.ofEncoders(gpu, p.tokenizer(), p.weights(),
+                        m -> SdxlTest.encoders(gpu, m), p.config(), schedule, "sdxl-tiny", StableDiffusion.Family.SDXL);
+                GenerationRequest r = SdxlTest.request().negativePrompt("blurry").build();
+                close(run(want, r).get(0).rgb(), run(got, r).get(0).rgb(), autocast, "SDXL");
+            } finally {
+                for (AutoCloseable c : open) {
+                    c.close();
+                }
+            }
+        }
+    }
+
     /** At most one level apart; in autocast also a PSNR of at least 50 dB. */
     private static void close(byte[] want, byte[] got, boolean autocast, String what) {
         int d = maxDiff(want, got);

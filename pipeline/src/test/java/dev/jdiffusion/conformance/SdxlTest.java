@@ -46,10 +46,10 @@ class SdxlTest {
     private static final String BIG_G = "conditioner.embedders.1.model.";
     private static final int SIZE = 32;
 
-    private record Parts(Map<String, Tensor> weights, UNet.Config config, ClipTokenizer tokenizer) {
+    record Parts(Map<String, Tensor> weights, UNet.Config config, ClipTokenizer tokenizer) {
     }
 
-    private static Parts parts(List<AutoCloseable> open) throws Exception {
+    static Parts parts(List<AutoCloseable> open) throws Exception {
         Path root = Cases.root();
         Assumptions.assumeTrue(Files.isDirectory(root.resolve("unet/sdxl-tiny")), "no conformance data at " + root);
         SafetensorsFile unetW = SafetensorsFile.open(root.resolve("unet/sdxl-tiny/model.safetensors"));
@@ -66,12 +66,12 @@ class SdxlTest {
         return new Parts(w, cfg, ClipTokenizer.load(root.resolve("tokenizer")));
     }
 
-    private static List<ClipTextEncoder> encoders(Backend cpu, Map<String, Tensor> m) {
+    static List<ClipTextEncoder> encoders(Backend cpu, Map<String, Tensor> m) {
         return List.of(ClipTextEncoder.load(cpu, m, CLIP_L, 2, ClipTextEncoder.Activation.QUICK_GELU),
                 ClipTextEncoder.load(cpu, m, BIG_G, 2, ClipTextEncoder.Activation.GELU));
     }
 
-    private static GenerationRequest.Builder request() {
+    static GenerationRequest.Builder request() {
         return GenerationRequest.builder("a photo of a cat").size(SIZE, SIZE).steps(3).cfgScale(5).sampler("Euler")
                 .seed(7).rng(SeededNoise.Generator.TORCH_CPU);
     }

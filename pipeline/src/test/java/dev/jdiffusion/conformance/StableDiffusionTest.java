@@ -230,6 +230,15 @@ class StableDiffusionTest {
         return tinyFromWeights(cpu, open, extra, false);
     }
 
+    /**
+     * Rounds a weight map's text-encoder and UNet weights to F16 in place, as a GPU in autocast holds
+     * them (the VAE's stay as they are).
+     */
+    static void roundAsAutocastUploads(Map<String, Tensor> w) {
+        w.replaceAll((k, t) -> k.startsWith("first_stage_model.") ? t
+                : Tensor.ofHalf(t.toFloatArray(), dev.jdiffusion.core.tensor.DType.F16, t.shape()));
+    }
+
     /** The tiny model's weights in checkpoint naming (text encoder, UNet, VAE), as stored (float32). */
     static Map<String, Tensor> tinyWeights(List<AutoCloseable> open) throws IOException {
         Path root = Cases.root();
@@ -254,8 +263,7 @@ class StableDiffusionTest {
         Map<String, Tensor> w = tinyWeights(open);
         w.putAll(extra);
         if (f16) {
-            w.replaceAll((k, t) -> k.startsWith("first_stage_model.") ? t
-                    : Tensor.ofHalf(t.toFloatArray(), dev.jdiffusion.core.tensor.DType.F16, t.shape()));
+            roundAsAutocastUploads(w);
         }
         UNet.Config cfg = UNetConformanceTest.config((Map<?, ?>) ((Map<?, ?>) Json.parse(Files.readString(
                 root.resolve("unet/sd1-tiny/manifest.json")))).get("unet_config"));
