@@ -33,7 +33,6 @@ class UNetStepTest {
         return TestTensors.gaussian(r, type, 0.5, shape);
     }
 
-
     private static UNet unet(Backend backend) {
         Random r = new Random(7);
         Map<String, Tensor> w = new HashMap<>();

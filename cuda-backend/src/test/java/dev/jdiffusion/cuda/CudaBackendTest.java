@@ -61,7 +61,6 @@ class CudaBackendTest {
         return TestTensors.gaussian(new Random(seed), DType.F32, 2, shape);
     }
 
-
     /** max |gpu − cpu| ≤ tol · max(1, max |cpu|). */
     private static void close(Tensor want, Tensor got, double tol, String what) {
         close(want, gpu, got, tol, what);

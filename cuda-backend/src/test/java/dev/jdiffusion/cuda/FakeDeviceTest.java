@@ -32,7 +32,6 @@ class FakeDeviceTest {
         return TestTensors.gaussian(r, type, 1, shape);
     }
 
-
     @Test
     void everyOpLaunchesItsKernelWithArgumentsThePtxAccepts() {
         FakeDevice dev = new FakeDevice();

@@ -31,7 +31,6 @@ class RaceTest {
         return TestTensors.gaussian(new Random(seed), type, 1, shape);
     }
 
-
     /** Every op the backend launches a kernel for, by name, with its output on the host. */
     private static Map<String, float[]> everyOp(CudaBackend gpu) {
         Map<String, float[]> out = new LinkedHashMap<>();
