@@ -25,6 +25,7 @@ import org.junit.jupiter.api.Test;
  * changes the result. The shapes take every path of each kernel: the tensor-core products with
  * whole aligned blocks (16-byte staging) and with edges (element by element), convolutions with
  * stride 1 and 2, attention with several key blocks, causal and not, head dims that are padded.
+ * On a real GPU the same ops run twice and must agree bit for bit.
  */
 class RaceTest {
     private static Tensor random(long seed, DType type, int... shape) {
@@ -100,10 +101,15 @@ class RaceTest {
             reversed = everyOp(gpu);
         }
         launched.addAll(ahead.launched());
+        return differences(forward, reversed, fullPrecision ? "full precision " : "autocast ");
+    }
+
+    /** The ops whose outputs differ in any bit between two runs, named with {@code label} and how many values differ. */
+    private static List<String> differences(Map<String, float[]> first, Map<String, float[]> second, String label) {
         List<String> differ = new ArrayList<>();
-        for (Map.Entry<String, float[]> e : forward.entrySet()) {
+        for (Map.Entry<String, float[]> e : first.entrySet()) {
             float[] a = e.getValue();
-            float[] c = reversed.get(e.getKey());
+            float[] c = second.get(e.getKey());
             assertEquals(a.length, c.length);
             int diff = 0;
             for (int i = 0; i < a.length; i++) {
@@ -112,11 +118,41 @@ class RaceTest {
                 }
             }
             if (diff > 0) {
-                differ.add((fullPrecision ? "full precision " : "autocast ") + e.getKey() + " (" + diff + " of " + a.length
-                        + " values)");
+                differ.add(label + e.getKey() + " (" + diff + " of " + a.length + " values)");
             }
         }
         return differ;
+    }
+
+    /**
+     * On a real GPU, where a race shows as results that change from run to run: every op twice on one
+     * backend, the second time on the memory the first run gave back to the pool (so that reading
+     * memory nothing wrote reads other values), in both precisions; the same bits required.
+     */
+    @Test
+    void onAGpuEveryKernelGivesTheSameBitsTwice() {
+        CudaProbe.Result probe = CudaProbe.probe();
+        Assumptions.assumeTrue(probe.available(), "no CUDA device: " + probe.reason());
+        List<String> differ = new ArrayList<>();
+        for (boolean full : new boolean[] {false, true}) {
+            try (CudaBackend gpu = CudaBackend.open(0, full)) {
+                differ.addAll(twice(gpu, full ? "full precision " : "autocast "));
+            }
+        }
+        assertTrue(differ.isEmpty(), "these ops computed other bits the second time: " + differ);
+    }
+
+    /** Every op twice on one backend, each run's device memory given back before the next. */
+    private static List<String> twice(CudaBackend gpu, String label) {
+        Map<String, float[]> first;
+        try (dev.jdiffusion.core.backend.Backend.Scope s = gpu.scope()) {
+            first = everyOp(gpu);
+        }
+        Map<String, float[]> second;
+        try (dev.jdiffusion.core.backend.Backend.Scope s = gpu.scope()) {
+            second = everyOp(gpu);
+        }
+        return differences(first, second, label + "second run: ");
     }
 
     @Test
@@ -126,6 +162,12 @@ class RaceTest {
         Set<String> launched = new TreeSet<>();
         List<String> differ = new ArrayList<>(differences(false, launched));
         differ.addAll(differences(true, launched));
+        // and as on a GPU, twice on one device (the second run on the first one's memory)
+        for (boolean full : new boolean[] {false, true}) {
+            try (CudaBackend gpu = new CudaBackend(new EmulatedDevice(true), full)) {
+                differ.addAll(twice(gpu, full ? "full precision " : "autocast "));
+            }
+        }
         assertTrue(differ.isEmpty(), "these ops compute other bits when the threads and blocks run in the opposite order"
                 + " and shared memory starts as NaN: " + differ);
         // every kernel of the shipped PTX but the tensor cores' peak (registers only, no shared memory)
