@@ -1,7 +1,7 @@
 // WMMA for the CUDA emulator (see cuda_emu.h): every thread of a warp holds the whole tile, which is
 // a legal mapping of fragment elements as long as kernels use only the collective operations (and
-// element-wise work that treats every element alike); each stores its share of it. Checks what the real API demands of pointers
-// and leading dimensions (256-bit alignment, multiples of 16 bytes).
+// element-wise work that treats every element alike); each stores its share of it. Checks what the
+// real API demands of pointers and leading dimensions (256-bit alignment, multiples of 16 bytes).
 #pragma once
 
 #include <cstdint>

@@ -29,8 +29,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code jdiffusion.bench.dir}), on the CPU backend with every core (or, with {@code -p device=cuda},
  * on the GPU, {@link DeviceSettings}; each operation then ends with its result copied back): one
  * UNet step on a 64×64 latent with batch 2 (512×512 images, conditional and unconditional), one VAE
- * decode to 512×512, and the text encoder on 2 prompts. Seconds per operation; {@link PeakReport} adds GFLOP/s from
- * {@link #flops(String)} and the fraction of the measured FMA ceiling.
+ * decode to 512×512, and the text encoder on 2 prompts. Seconds per operation; {@link PeakReport}
+ * adds GFLOP/s from {@link #flops(String)} and the fraction of the measured FMA ceiling.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -8,6 +8,7 @@ import dev.jdiffusion.core.model.ClipTextEncoder;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.model.Vae;
 import dev.jdiffusion.core.tensor.Tensor;
+import dev.jdiffusion.pipeline.StableDiffusion;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -38,8 +39,7 @@ public final class Sd15Models implements AutoCloseable {
             Map<String, Tensor> w = new HashMap<>();
             for (Map.Entry<String, StoredTensor> e : c.tensors().entrySet()) {
                 if (!e.getKey().endsWith("position_ids")) {
-                    Tensor t = e.getValue().toTensor();
-                    w.put(e.getKey(), e.getKey().startsWith(Sd15Checkpoint.VAE) ? backend.upload(t) : backend.uploadWeight(t));
+                    w.put(e.getKey(), StableDiffusion.weightOnBackend(backend, e.getKey(), e.getValue().toTensor()));
                 }
             }
             return new Sd15Models(c, ClipTextEncoder.load(backend, w, Sd15Checkpoint.CLIP, 12,

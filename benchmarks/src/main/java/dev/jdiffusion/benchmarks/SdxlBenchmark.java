@@ -6,6 +6,7 @@ import dev.jdiffusion.core.backend.Backend;
 import dev.jdiffusion.core.cpu.CpuBackend;
 import dev.jdiffusion.core.model.UNet;
 import dev.jdiffusion.core.tensor.Tensor;
+import dev.jdiffusion.pipeline.StableDiffusion;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -30,8 +31,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code jdiffusion.bench.dir}) on the CPU backend with every core (or, with {@code -p device=cuda},
  * on the GPU, {@link DeviceSettings}, as {@link ModelBenchmark} runs the SD 1.5 step there): one
  * step on a 128×128 latent with batch 2 (a CFG step of one 1024×1024 image), its 2048-wide context
- * and 2816-wide vector input. Seconds per operation; {@link PeakReport} adds GFLOP/s from {@link #flops()} and, on the
- * CPU, the fraction of the measured FMA ceiling.
+ * and 2816-wide vector input. Seconds per operation; {@link PeakReport} adds GFLOP/s from
+ * {@link #flops()} and, on the CPU, the fraction of the measured FMA ceiling.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -55,7 +56,7 @@ public class SdxlBenchmark {
         Map<String, Tensor> w = new HashMap<>();
         f.tensors().forEach((k, v) -> {
             if (k.startsWith(SdxlCheckpoint.UNET)) {
-                w.put(k, backend.uploadWeight(v.toTensor()));
+                w.put(k, StableDiffusion.weightOnBackend(backend, k, v.toTensor()));
             }
         });
         return UNet.load(backend, w, SdxlCheckpoint.UNET, UNet.Config.sdxl());

@@ -22,7 +22,7 @@ final class UNetStep implements AutoCloseable {
     private final Tensor context;
     private final Tensor y;
     private Tensor latent;
-    /** With the round trip off, the timesteps on the device (else the step sends them, as the pipeline does). */
+    /** Eager with the round trip off, the timesteps on the device (else the step sends them, as the pipeline does). */
     private Tensor deviceTimesteps;
     private CudaGraph graph;
 
@@ -43,23 +43,23 @@ final class UNetStep implements AutoCloseable {
         if ((cudaGraph || !roundTrip) && !gpu) {
             throw new IllegalArgumentException((cudaGraph ? "cudaGraph=true" : "roundTrip=false") + " needs device=cuda");
         }
+        Tensor t = Tensor.of(this.timesteps, this.timesteps.length);
         if (!roundTrip) {
             this.latent = backend.upload(latent);
-            deviceTimesteps = backend.upload(Tensor.of(this.timesteps, this.timesteps.length));
         }
         if (cudaGraph) {
             CudaBackend cuda = (CudaBackend) backend;
-            List<Tensor> like = new ArrayList<>(List.of(this.latent, Tensor.of(this.timesteps, this.timesteps.length), context));
+            List<Tensor> like = new ArrayList<>(List.of(this.latent, t, context));
             if (y != null) {
                 like.add(y);
             }
             graph = cuda.capture(like, in -> unet.forward(in[0], in[1], in[2], in.length > 3 ? in[3] : null, null));
-            for (int i = 1; i < like.size(); i++) {
+            // the latents too when they stay on the device; else each run sends them
+            for (int i = roundTrip ? 1 : 0; i < like.size(); i++) {
                 cuda.copyInto(like.get(i), graph.inputs()[i]);
             }
-            if (!roundTrip) {
-                cuda.copyInto(this.latent, graph.inputs()[0]);
-            }
+        } else if (!roundTrip) {
+            deviceTimesteps = backend.upload(t);
         }
     }
 

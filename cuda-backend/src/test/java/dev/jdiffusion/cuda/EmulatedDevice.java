@@ -49,9 +49,11 @@ public final class EmulatedDevice implements Device {
     private static final Path EMULATOR = MODULE.resolve("src/test/cuda-emulator");
     private static final Path OUT = MODULE.resolve("target/cuda-emulator");
     private static final Pattern KERNEL = Pattern.compile("extern \"C\" __global__ void (?:__launch_bounds__\\([^)]*\\) )?(\\w+)\\(");
-    private static final Pattern DYNAMIC_SHARED = Pattern.compile("extern __shared__ (\\w+) (\\w+)\\[\\];");
-    /** A whole-line declaration of a shared array (static or, with group 1, dynamic); group 2 its name. */
-    private static final Pattern SHARED = Pattern.compile("\\s*(extern\\s+)?__shared__\\b[^;\\[]*?\\b(\\w+)\\s*\\[[^;]*;\\s*");
+    /**
+     * A whole-line declaration of a shared array, static or (with group 1) dynamic; group 2 the word
+     * before its name (the element type, but for an {@code __align__}ed static one) and group 3 its name.
+     */
+    private static final Pattern SHARED = Pattern.compile("\\s*(extern\\s+)?__shared__\\b[^;\\[]*?(\\w+)\\s+(\\w+)\\s*\\[[^;]*;\\s*");
 
     private static Library library;
     private static String unavailable;
@@ -73,6 +75,8 @@ public final class EmulatedDevice implements Device {
 
     /** The guard bytes before and after every block (a multiple of the blocks' 256-byte alignment). */
     private static final int GUARD = 256;
+    /** What every guard holds. */
+    private static final MemorySegment GUARD_BYTES = Arena.global().allocate(GUARD).fill((byte) 0xFF);
 
     private record Library(MethodHandle launch, MethodHandle error) {
     }
@@ -109,11 +113,11 @@ public final class EmulatedDevice implements Device {
     /**
      * With {@code adversarial} each block's threads run in the opposite order, the blocks are taken
      * from the last, every shared variable starts each block as all 1 bits (NaN as a float, -1
-     * as an int) instead of what the block before left there, and so does new device memory. Between two barriers the emulator
-     * runs a block's threads one after the other, so two threads that touch the same memory between
-     * barriers (one writing) meet in opposite orders on the two devices, as do two blocks that write
-     * the same memory; and a kernel that reads memory nothing wrote reads NaN there. A kernel
-     * with none of these computes the same bits on both ({@code RaceTest}).
+     * as an int) instead of what the block before left there, and so does new device memory. Between
+     * two barriers the emulator runs a block's threads one after the other, so two threads that touch
+     * the same memory between barriers (one writing) meet in opposite orders on the two devices, as do
+     * two blocks that write the same memory; and a kernel that reads memory nothing wrote reads NaN
+     * there. A kernel with none of these computes the same bits on both ({@code RaceTest}).
      */
     EmulatedDevice(boolean adversarial) {
         String why = unavailable();
@@ -180,19 +184,18 @@ public final class EmulatedDevice implements Device {
                 Matcher s = SHARED.matcher(line);
                 unit.append(line);
                 if (s.matches()) {
-                    unit.append(s.group(1) != null ? " EMU_POISON_DYNAMIC(" : " EMU_POISON(").append(s.group(2)).append(')');
+                    unit.append(s.group(1) != null ? " EMU_POISON_DYNAMIC(" : " EMU_POISON(").append(s.group(3)).append(')');
+                    if (s.group(1) != null) {
+                        // dynamic shared memory, defined after the sources: the most a launch may ask for
+                        shared.append("alignas(32) thread_local ").append(s.group(2)).append(' ').append(s.group(3))
+                                .append("[48 * 1024 / sizeof(").append(s.group(2)).append(")];\n");
+                    }
                 }
                 unit.append('\n');
             }
             Matcher m = KERNEL.matcher(text);
             while (m.find()) {
                 kernels.add(m.group(1));
-            }
-            Matcher d = DYNAMIC_SHARED.matcher(text);
-            while (d.find()) {
-                // dynamic shared memory: the most a launch may ask for
-                shared.append("alignas(32) thread_local ").append(d.group(1)).append(' ').append(d.group(2))
-                        .append("[48 * 1024 / sizeof(").append(d.group(1)).append(")];\n");
             }
         }
         unit.append(shared).append("#include \"cuda_emu_kernels.h\"\nconst std::vector<emu::KernelEntry> emu::KERNELS = {\n");
@@ -268,8 +271,8 @@ public final class EmulatedDevice implements Device {
         Arena arena = Arena.ofShared();
         MemorySegment whole = arena.allocate(Math.max(1, bytes) + 2L * GUARD, 256);
         MemorySegment memory = whole.asSlice(GUARD, Math.max(1, bytes));
-        whole.asSlice(0, GUARD).fill((byte) 0xFF);
-        whole.asSlice(GUARD + memory.byteSize(), GUARD).fill((byte) 0xFF);
+        whole.asSlice(0, GUARD).copyFrom(GUARD_BYTES);
+        whole.asSlice(GUARD + memory.byteSize(), GUARD).copyFrom(GUARD_BYTES);
         if (adversarial) {
             // as cuMemAlloc leaves it, undefined: NaN, not the zeros of a fresh host allocation
             memory.fill((byte) 0xFF);
@@ -416,13 +419,12 @@ public final class EmulatedDevice implements Device {
                 long size = m.segment().byteSize();
                 for (long at : new long[] {0, GUARD + size}) {
                     MemorySegment guard = m.whole().asSlice(at, GUARD);
-                    for (long j = 0; j < GUARD; j++) {
-                        if (guard.get(ValueLayout.JAVA_BYTE, j) != (byte) 0xFF) {
-                            guard.fill((byte) 0xFF);
-                            throw new IllegalStateException(kernel + " (emulated) wrote outside the " + size
-                                    + "-byte block of argument " + i + ": " + (at == 0 ? GUARD - j + " bytes before its start"
-                                    : "byte " + j + " past its end"));
-                        }
+                    long j = guard.mismatch(GUARD_BYTES);
+                    if (j >= 0) {
+                        guard.copyFrom(GUARD_BYTES);
+                        throw new IllegalStateException(kernel + " (emulated) wrote outside the " + size
+                                + "-byte block of argument " + i + ": " + (at == 0 ? GUARD - j + " bytes before its start"
+                                : "byte " + j + " past its end"));
                     }
                 }
             }
@@ -436,7 +438,7 @@ public final class EmulatedDevice implements Device {
 
     @Override
     public String name() {
-        return adversarial ? "CUDA emulated on the CPU (threads and blocks in reverse, new memory NaN)" : "CUDA emulated on the CPU";
+        return "CUDA emulated on the CPU" + (adversarial ? " (threads and blocks in reverse, new memory NaN)" : "");
     }
 
     @Override

@@ -210,21 +210,28 @@ public final class StableDiffusion implements AutoCloseable {
      * an entry that is the same tensor as in {@code loaded} is its copy in {@code resident}, any other
      * is uploaded now (on the CPU backend: the same tensors). At load both are empty, so every weight
      * goes up once; a LoRA-merged map uploads only the changed entries, which the generation gives
-     * back when it ends. The text encoders and the UNet go up in the type the backend computes with
-     * ({@link Backend#uploadWeight}: on a GPU in autocast F16, as the Python tools load a model in
-     * half precision); the VAE in its stored type, as A1111's {@code --no-half-vae} keeps it, since
-     * the SD VAEs overflow F16 in places.
+     * back when it ends, each as {@link #weightOnBackend} puts it there.
      */
     private static Map<String, Tensor> onBackend(Backend backend, Map<String, Tensor> m, Map<String, Tensor> loaded,
                                                  Map<String, Tensor> resident) {
         Map<String, Tensor> out = new HashMap<>();
         m.forEach((k, v) -> {
             if (NETWORKS.stream().anyMatch(k::startsWith)) {
-                out.put(k, v == loaded.get(k) ? resident.get(k)
-                        : k.startsWith(VAE) ? backend.upload(v) : backend.uploadWeight(v));
+                out.put(k, v == loaded.get(k) ? resident.get(k) : weightOnBackend(backend, k, v));
             }
         });
         return out;
+    }
+
+    /**
+     * A checkpoint weight (by its key in checkpoint naming) in the backend's memory as a model holds
+     * it: the text encoders' and the UNet's in the type the backend computes with
+     * ({@link Backend#uploadWeight}: on a GPU in autocast F16, as the Python tools load a model in
+     * half precision); the VAE's in their stored type, as A1111's {@code --no-half-vae} keeps them,
+     * since the SD VAEs overflow F16 in places.
+     */
+    public static Tensor weightOnBackend(Backend backend, String key, Tensor weight) {
+        return key.startsWith(VAE) ? backend.upload(weight) : backend.uploadWeight(weight);
     }
 
     /** The backend the model runs on. */

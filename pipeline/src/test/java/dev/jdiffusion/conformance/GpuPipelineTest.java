@@ -32,6 +32,20 @@ class GpuPipelineTest {
         return sd.generate(r, StableDiffusion.ProgressListener.NONE);
     }
 
+    /**
+     * A CUDA backend in float32 or autocast: on the GPU where one can be used, else on the adversarial
+     * emulated one; the test is skipped where neither can run.
+     */
+    private static CudaBackend gpu(boolean autocast) {
+        CudaProbe.Result probe = CudaProbe.probe();
+        if (probe.available()) {
+            return CudaBackend.open(0, !autocast);
+        }
+        String missing = EmulatedDevice.unavailable();
+        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
+        return EmulatedDevice.adversarialBackend(!autocast);
+    }
+
     /** The largest difference of two images' bytes (0–255). */
     private static int maxDiff(byte[] a, byte[] b) {
         assertEquals(a.length, b.length);
@@ -81,12 +95,9 @@ class GpuPipelineTest {
      * encoder) with a LoRA applied beside the weights. Against the CPU backend.
      */
     private static void generations(boolean autocast) throws Exception {
-        CudaProbe.Result probe = CudaProbe.probe();
-        String missing = probe.available() ? null : EmulatedDevice.unavailable();
-        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
         List<AutoCloseable> open = new ArrayList<>();
         try (CpuBackend cpu = new CpuBackend(2);
-             CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.adversarialBackend(!autocast)) {
+             CudaBackend gpu = gpu(autocast)) {
             System.out.println("GpuPipelineTest on " + gpu.name() + (autocast ? ", autocast" : ", float32"));
             StableDiffusion onCpu = StableDiffusionTest.tinyFromWeights(cpu, open, Map.of(), autocast);
             long empty = gpu.bytesInUse();
@@ -148,13 +159,10 @@ class GpuPipelineTest {
      */
     @Test
     void sdxlGenerationsOnTheGpuKernelsStayCloseToTheCpu() throws Exception {
-        CudaProbe.Result probe = CudaProbe.probe();
-        String missing = probe.available() ? null : EmulatedDevice.unavailable();
-        Assumptions.assumeTrue(missing == null, "no CUDA device (" + probe.reason() + ") and no emulated one (" + missing + ")");
         for (boolean autocast : new boolean[] {false, true}) {
             List<AutoCloseable> open = new ArrayList<>();
             try (CpuBackend cpu = new CpuBackend(2);
-                 CudaBackend gpu = probe.available() ? CudaBackend.open(0, !autocast) : EmulatedDevice.adversarialBackend(!autocast)) {
+                 CudaBackend gpu = gpu(autocast)) {
                 SdxlTest.Parts p = SdxlTest.parts(open);
                 Map<String, Tensor> onCpu = new java.util.HashMap<>(p.weights());
                 if (autocast) {
